@@ -1,0 +1,241 @@
+package mqttas
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Version is the version of this package.
+const Version = "0.1.0"
+
+// Message is an application message: one received, one to publish as the last will.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
+}
+
+// Link is the network link under MQTT: mqtt_as's WiFi station. A client with a Link brings it up before
+// connecting, takes it down and up again after every outage (so every hop notices), and treats its loss as
+// an outage at once. Leave Config.Link nil where the network is always there (Ethernet, a gateway).
+type Link interface {
+	// Connect brings the link up and returns when it is usable, or with an error, or when ctx ends.
+	Connect(ctx context.Context) error
+	// Disconnect takes the link down.
+	Disconnect() error
+	// Lost returns a channel that is closed when the link goes down. While the link is down it returns a
+	// closed channel.
+	Lost() <-chan struct{}
+}
+
+// Config configures a Client. Start from DefaultConfig: its zero value has CleanInit and Clean false.
+type Config struct {
+	Server   string // broker host name or address (required)
+	Port     int    // 0 means 1883, or 8883 with TLS
+	ClientID string // "" generates a random 12-hex-digit id (a new session on every run: set one with Clean false)
+	// User and Password are sent only when User is set; a Password alone is ignored, as MQTT 3.1.1 requires.
+	// Neither is ever logged.
+	User     string
+	Password string
+
+	// KeepAlive is sent in CONNECT (whole seconds, at most 65535 s; 0 disables the broker's timer) and sets
+	// the ping interval: KeepAlive/4, or 20 s when KeepAlive is 0.
+	KeepAlive time.Duration
+	// PingInterval, when shorter than the derived interval, replaces it. The broker is declared dead after 4
+	// whole ping intervals without a received byte.
+	PingInterval time.Duration
+	// ResponseTime bounds every wait for the broker: a read or write that makes no progress, a CONNACK, and
+	// each wait for a PUBACK, SUBACK or UNSUBACK. 0 means 10 s.
+	ResponseTime time.Duration
+
+	// CleanInit is the clean-session flag of the first connection; Clean that of every reconnection (and of
+	// the first too when Clean is true). CleanInit true with Clean false discards any old session at start-up,
+	// then keeps the session across outages.
+	CleanInit bool
+	Clean     bool
+	// MaxRepubs is how many times an unacknowledged qos 1 PUBLISH is re-sent with DUP=1 and the same packet id,
+	// ResponseTime apart, before the link is declared dead. After reconnecting, the publication is sent again
+	// with a new packet id.
+	MaxRepubs int
+
+	Will *Message    // last will; nil for none
+	TLS  *tls.Config // nil for plain TCP; ServerName defaults to Server
+
+	// QueueLen > 0 selects the event interface: received messages go to Queue() (holding exactly QueueLen),
+	// and the callbacks OnMessage, OnConnect and OnLinkChange are not called.
+	QueueLen int
+	// OnMessage receives each message in callback mode, on the reader goroutine: return quickly or hand off.
+	// The PUBACK of a qos 1 message is sent after it returns. A slow handler never makes the client think the
+	// broker went silent.
+	OnMessage func(Message)
+	// OnConnect runs after every successful connection, once per connection, in its own goroutine, with a
+	// context that is cancelled when that connection ends. Subscribe here when Clean is true.
+	OnConnect func(ctx context.Context, c *Client)
+	// OnLinkChange(true) follows every successful connection and OnLinkChange(false) every outage, in order,
+	// on a goroutine of their own. A deliberate Disconnect or Close fires neither.
+	OnLinkChange func(up bool)
+
+	Link Link // optional network link; nil means always up
+	// LinkStableFor is how long a Link must stay up before connecting (mqtt_as's stability check).
+	// 0 means 5 s. ConnectQuick skips it on the first connection.
+	LinkStableFor time.Duration
+
+	// Dial opens the TCP (or other stream) connection; nil uses net.Dialer. TLS, when set, wraps what it returns.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// ReconnectMin and ReconnectMax bound the delay between failed reconnection attempts: the first retry
+	// is immediate, then the delay doubles from ReconnectMin up to ReconnectMax, with jitter.
+	// 0 means 100 ms and 5 s.
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+
+	// MaxPacketSize caps the remaining length of every packet sent or accepted: larger publications are
+	// refused before any I/O, and a larger packet from the broker is a protocol error, refused before its
+	// body is read. 0 means 2,097,151 bytes (mqtt_as's limit); at most 268,435,455.
+	MaxPacketSize int
+
+	// WANCheckServer is the DNS server WANOK queries (host:port); "" means 8.8.8.8:53.
+	WANCheckServer string
+	// WANCheckTimeout bounds WANOK's wait for a DNS answer; 0 means 2 s.
+	WANCheckTimeout time.Duration
+
+	// Logger receives debug output; nil discards it.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults of mqtt_as's config dict.
+func DefaultConfig() Config {
+	return Config{
+		Port:         0,
+		KeepAlive:    60 * time.Second,
+		ResponseTime: 10 * time.Second,
+		CleanInit:    true,
+		Clean:        true,
+		MaxRepubs:    4,
+	}
+}
+
+const (
+	defaultResponseTime  = 10 * time.Second
+	defaultLinkStableFor = 5 * time.Second
+	defaultReconnectMin  = 100 * time.Millisecond
+	defaultReconnectMax  = 5 * time.Second
+	defaultMaxPacketSize = 2_097_151
+	defaultWANServer     = "8.8.8.8:53"
+	defaultWANTimeout    = 2 * time.Second
+	keepAliveZeroPing    = 20 * time.Second
+)
+
+// validate checks c and fills in the documented "0 means" defaults. It does no I/O.
+func (c *Config) validate() error {
+	if c.Server == "" {
+		return invalidConfig("no Server specified")
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return invalidConfig("Port %d is out of range 0–65535", c.Port)
+	}
+	if c.Port == 0 {
+		c.Port = 1883
+		if c.TLS != nil {
+			c.Port = 8883
+		}
+	}
+	if c.ClientID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux; a zero id would still be usable
+		c.ClientID = hex.EncodeToString(b[:])
+	}
+	if err := checkString("ClientID", c.ClientID); err != nil {
+		return invalidConfig("%v", err)
+	}
+	if err := checkString("User", c.User); err != nil {
+		return invalidConfig("%v", err)
+	}
+	if len(c.Password) > 65535 {
+		return invalidConfig("Password is over 65535 bytes")
+	}
+	if c.KeepAlive < 0 || c.KeepAlive > 65535*time.Second {
+		return invalidConfig("KeepAlive %v is out of range 0–65535 s", c.KeepAlive)
+	}
+	if c.KeepAlive%time.Second != 0 {
+		return invalidConfig("KeepAlive %v is not a whole number of seconds (CONNECT carries seconds); use PingInterval for faster pings", c.KeepAlive)
+	}
+	if c.PingInterval < 0 {
+		return invalidConfig("PingInterval %v is negative", c.PingInterval)
+	}
+	if c.ResponseTime < 0 {
+		return invalidConfig("ResponseTime %v is negative", c.ResponseTime)
+	}
+	if c.ResponseTime == 0 {
+		c.ResponseTime = defaultResponseTime
+	}
+	if c.MaxRepubs < 0 {
+		return invalidConfig("MaxRepubs %d is negative", c.MaxRepubs)
+	}
+	if c.QueueLen < 0 {
+		return invalidConfig("QueueLen %d is negative", c.QueueLen)
+	}
+	if c.LinkStableFor < 0 || c.ReconnectMin < 0 || c.ReconnectMax < 0 || c.WANCheckTimeout < 0 {
+		return invalidConfig("LinkStableFor, ReconnectMin, ReconnectMax and WANCheckTimeout must not be negative")
+	}
+	if c.LinkStableFor == 0 {
+		c.LinkStableFor = defaultLinkStableFor
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = defaultReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = max(defaultReconnectMax, c.ReconnectMin)
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		return invalidConfig("ReconnectMax %v is below ReconnectMin %v", c.ReconnectMax, c.ReconnectMin)
+	}
+	if c.MaxPacketSize < 0 || c.MaxPacketSize > maxRemainingLength {
+		return invalidConfig("MaxPacketSize %d is out of range 0–%d", c.MaxPacketSize, maxRemainingLength)
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = defaultMaxPacketSize
+	}
+	if c.WANCheckServer == "" {
+		c.WANCheckServer = defaultWANServer
+	}
+	if c.WANCheckTimeout == 0 {
+		c.WANCheckTimeout = defaultWANTimeout
+	}
+	if w := c.Will; w != nil {
+		if err := checkTopicName(w.Topic); err != nil {
+			return invalidConfig("Will: %v", err)
+		}
+		if err := checkQoS(w.QoS); err != nil {
+			return invalidConfig("Will: %v", err)
+		}
+		if len(w.Payload) > 65535 {
+			return invalidConfig("Will payload is %d bytes, over 65535", len(w.Payload))
+		}
+		cp := *w
+		cp.Payload = append([]byte(nil), w.Payload...)
+		c.Will = &cp
+	}
+	return nil
+}
+
+// pingInterval derives the ping interval as mqtt_as does (§6.2).
+func (c *Config) pingInterval() time.Duration {
+	pi := keepAliveZeroPing
+	if c.KeepAlive > 0 {
+		pi = c.KeepAlive / 4
+	}
+	if c.PingInterval > 0 && c.PingInterval < pi {
+		pi = c.PingInterval
+	}
+	return pi
+}
+
+func (c *Config) addr() string { return net.JoinHostPort(c.Server, strconv.Itoa(c.Port)) }

@@ -1,0 +1,120 @@
+package mqttas_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/mqttas/mqttas-go/mqttas"
+)
+
+// A publisher that never loses a qos 1 message: Publish returns only after the broker's PUBACK, re-sending
+// through any outage, so the loop needs no retry logic of its own.
+func Example() {
+	cfg := mqttas.DefaultConfig()
+	cfg.Server = "127.0.0.1"
+	cfg.ClientID = "sensor-7"
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c, err := mqttas.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	ctx := context.Background()
+	if err := c.Connect(ctx); err != nil {
+		log.Fatal(err) // the first connection's errors are the caller's; later outages are not
+	}
+	for i := 0; i < 10; i++ {
+		if err := c.Publish(ctx, "sensors/7/temp", fmt.Appendf(nil, "%d", 20+i), false, 1); err != nil {
+			log.Fatal(err)
+		}
+	}
+	_ = c.Disconnect(ctx)
+}
+
+// The event interface: messages arrive on a bounded queue, and Up and Down say when the link changes.
+// With Clean true the broker forgets subscriptions on every reconnection, so resubscribe on each Up.
+func ExampleClient_Queue() {
+	cfg := mqttas.DefaultConfig()
+	cfg.Server = "127.0.0.1"
+	cfg.QueueLen = 100
+	c, err := mqttas.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+	go func() {
+		for c.Up().Wait(ctx) == nil {
+			c.Up().Clear()
+			if err := c.Subscribe(ctx, "commands/#", 1); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		m, err := c.Queue().Next(ctx)
+		if err != nil {
+			return
+		}
+		fmt.Printf("%s: %s (queue discarded %d)\n", m.Topic, m.Payload, c.Queue().Discards())
+	}
+}
+
+// The callback interface: OnConnect runs once per connection with a context that ends with it.
+func ExampleConfig_callbacks() {
+	cfg := mqttas.DefaultConfig()
+	cfg.Server = "broker.local"
+	cfg.OnMessage = func(m mqttas.Message) { fmt.Printf("%s %s\n", m.Topic, m.Payload) }
+	cfg.OnConnect = func(ctx context.Context, c *mqttas.Client) {
+		_ = c.Subscribe(ctx, "commands/#", 1)
+	}
+	cfg.OnLinkChange = func(up bool) { fmt.Println("link up:", up) }
+	c, err := mqttas.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.Connect(context.Background())
+}
+
+// The first connection's refusal is an error you can inspect.
+func ExampleConnackError() {
+	cfg := mqttas.DefaultConfig()
+	cfg.Server = "127.0.0.1"
+	cfg.User, cfg.Password = "device", "wrong"
+	c, err := mqttas.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Connect(context.Background())
+	var refused *mqttas.ConnackError
+	if errors.As(err, &refused) && refused.Code == 5 {
+		fmt.Println("not authorised: check the credentials")
+	}
+}
+
+// Bad arguments are refused before any I/O, with errors you can test.
+func ExampleClient_Publish_validation() {
+	cfg := mqttas.DefaultConfig()
+	cfg.Server = "127.0.0.1"
+	c, _ := mqttas.New(cfg)
+	defer c.Close()
+	err := c.Publish(context.Background(), "sensors/+/temp", nil, false, 1)
+	fmt.Println(errors.Is(err, mqttas.ErrInvalidTopic))
+	err = c.Publish(context.Background(), "sensors/7", nil, false, 2)
+	fmt.Println(errors.Is(err, mqttas.ErrInvalidQoS))
+	// Output:
+	// true
+	// true
+}

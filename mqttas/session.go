@@ -1,0 +1,348 @@
+package mqttas
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// session is one MQTT connection's life: from CONNACK until the first error. It owns the socket; a reader
+// and a writer goroutine serve it. Everything a session learns dies with it: in-flight publications belong
+// to their callers, who renew them on the next session.
+type session struct {
+	c     *Client
+	conn  net.Conn
+	rx    *rxConn // under br: the bytes the handshake read ahead stay buffered
+	br    *bufio.Reader
+	epoch uint64 // numbers sessions; stale queued packets are dropped by epoch
+
+	done    chan struct{} // closed when the session ends
+	endOnce sync.Once
+	err     error // why it ended; read only after done is closed
+	quiet   bool  // ended deliberately (Disconnect, Close): no outage is signalled
+
+	prio chan outItem // control packets (PINGREQ, PUBACK, DISCONNECT) that overtake queued publications
+
+	lastRx     atomic.Int64 // unix nanos of the last byte received
+	handling   atomic.Bool  // the reader is inside OnMessage
+	handlerEnd atomic.Int64 // unix nanos when OnMessage last returned
+
+	rxMu     sync.Mutex
+	rxWait   chan struct{} // closed by the reader on the next packet; nil when nobody waits
+	rxWaitOn atomic.Bool
+
+	hookCtx    context.Context // OnConnect's context, cancelled when the session ends
+	hookCancel context.CancelFunc
+}
+
+// outItem is one packet for the writer. buf is returned to the pool after writing when pooled.
+type outItem struct {
+	buf    *[]byte
+	epoch  uint64        // 0: any session may write it (qos 0); otherwise only that session
+	pooled bool          // buf came from bufPool
+	done   chan struct{} // closed once written or dropped; nil when nobody waits
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+func newSession(c *Client, conn net.Conn, rx *rxConn, br *bufio.Reader, epoch uint64) *session {
+	s := &session{c: c, conn: conn, rx: rx, br: br, epoch: epoch, done: make(chan struct{}), prio: make(chan outItem, 64)}
+	s.lastRx.Store(time.Now().UnixNano())
+	rx.lastRx = &s.lastRx
+	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())
+	return s
+}
+
+// end closes the session once; err says why. quiet marks a deliberate end.
+func (s *session) end(err error, quiet bool) {
+	s.endOnce.Do(func() {
+		s.err = err
+		s.quiet = quiet
+		close(s.done)
+		s.hookCancel()
+		_ = s.conn.Close()
+	})
+}
+
+func (s *session) alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// sendPrio queues a control packet ahead of publications. It gives up when the session ends.
+func (s *session) sendPrio(it outItem) bool {
+	select {
+	case s.prio <- it:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// txConn gives writes mqtt_as's inactivity rule: a write fails only after ResponseTime without progress.
+type txConn struct {
+	conn net.Conn
+	rt   time.Duration
+}
+
+func (w txConn) Write(b []byte) (int, error) {
+	written := 0
+	for written < len(b) {
+		_ = w.conn.SetWriteDeadline(time.Now().Add(w.rt))
+		n, err := w.conn.Write(b[written:])
+		written += n
+		if err != nil {
+			var ne net.Error
+			if n > 0 && errors.As(err, &ne) && ne.Timeout() {
+				continue // progress was made: the inactivity timer starts again
+			}
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// writeLoop writes queued packets, coalescing whatever is ready into one flush.
+func (s *session) writeLoop() {
+	c := s.c
+	bw := bufio.NewWriterSize(txConn{s.conn, c.cfg.ResponseTime}, 32<<10)
+	var waiters []chan struct{}
+	write := func(it outItem) {
+		if it.epoch == 0 || it.epoch == s.epoch {
+			if _, err := bw.Write(*it.buf); err != nil {
+				s.end(fmt.Errorf("write: %w", err), false)
+			}
+		}
+		if it.pooled {
+			putBuf(it.buf)
+		}
+		if it.done != nil {
+			waiters = append(waiters, it.done)
+		}
+	}
+	for {
+		select {
+		case it := <-s.prio:
+			write(it)
+		default:
+			select {
+			case it := <-s.prio:
+				write(it)
+			case it := <-c.out:
+				write(it)
+			case <-s.done:
+				return
+			}
+		}
+		// Take what else is ready without blocking, then flush once.
+	drain:
+		for bw.Buffered() < 16<<10 && s.alive() {
+			select {
+			case it := <-s.prio:
+				write(it)
+			case it := <-c.out:
+				write(it)
+			default:
+				break drain
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			s.end(fmt.Errorf("write: %w", err), false)
+		}
+		for _, w := range waiters {
+			close(w)
+		}
+		waiters = waiters[:0]
+		if !s.alive() {
+			return
+		}
+	}
+}
+
+// rxConn records when bytes arrive and, while a packet is half read, applies ResponseTime as an inactivity
+// timeout. Between packets there is no deadline: silence is the pinger's business (the 4-interval rule).
+type rxConn struct {
+	conn   net.Conn
+	rt     time.Duration
+	lastRx *atomic.Int64 // the session's; nil during the handshake
+	armed  bool          // inside a packet
+	set    bool          // a read deadline is set on the socket
+}
+
+func (r *rxConn) Read(p []byte) (int, error) {
+	if r.armed {
+		_ = r.conn.SetReadDeadline(time.Now().Add(r.rt))
+		r.set = true
+	}
+	n, err := r.conn.Read(p)
+	if n > 0 && r.lastRx != nil {
+		r.lastRx.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// readLoop reads and dispatches packets until the connection fails.
+func (s *session) readLoop() {
+	c := s.c
+	rx := s.rx
+	limit := c.cfg.MaxPacketSize
+	var scratch []byte
+	for {
+		if s.br.Buffered() == 0 {
+			rx.armed = false
+			if rx.set {
+				_ = rx.conn.SetReadDeadline(time.Time{})
+				rx.set = false
+			}
+		}
+		first, err := s.br.ReadByte()
+		if err != nil {
+			s.end(readErr(err), false)
+			return
+		}
+		rx.armed = true
+		_ = s.br.UnreadByte()
+		p, buf, err := readPacket(s.br, limit, scratch)
+		scratch = buf
+		if cap(scratch) > maxPooledBuf {
+			scratch = nil // a large packet's buffer is not kept (mqtt_as's never shrank)
+		}
+		if err != nil {
+			var pe *ProtocolError
+			if errors.As(err, &pe) {
+				c.stats.protocolErrors.Add(1)
+				c.log.Warn("mqttas: protocol error, resetting the connection", "err", err, "first", first)
+			}
+			s.end(readErr(err), false)
+			return
+		}
+		if s.rxWaitOn.Load() {
+			s.rxMu.Lock()
+			if s.rxWait != nil {
+				close(s.rxWait)
+				s.rxWait = nil
+			}
+			s.rxWaitOn.Store(false)
+			s.rxMu.Unlock()
+		}
+		if err := s.dispatch(p); err != nil {
+			c.stats.protocolErrors.Add(1)
+			c.log.Warn("mqttas: protocol error, resetting the connection", "err", err)
+			s.end(err, false)
+			return
+		}
+	}
+}
+
+func readErr(err error) error {
+	switch {
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("broker closed the connection: %w", err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("broker closed the connection mid-packet: %w", err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: packet stalled mid-way: %v", ErrTimeout, err)
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+func (s *session) dispatch(p packet) error {
+	c := s.c
+	switch p.typ {
+	case typePublish:
+		c.stats.received.Add(1)
+		m := Message{Topic: p.topic, Payload: p.body, QoS: p.qos, Retain: p.retain}
+		c.deliver(s, m)
+		switch p.qos {
+		case 1:
+			b := getBuf()
+			*b = appendPuback(*b, p.id)
+			s.sendPrio(outItem{buf: b, epoch: s.epoch, pooled: true})
+		case 2:
+			// mqtt_as delivers, then drops the link; qos 2 is out of scope (subscriptions are capped at 1).
+			return protoErr(p.typ, "qos 2 is not supported (message delivered, no PUBREC sent)")
+		}
+	case typePuback:
+		c.complete(s, p, typePublish)
+	case typeSuback:
+		c.complete(s, p, typeSubscribe)
+	case typeUnsuback:
+		c.complete(s, p, typeUnsubscribe)
+	case typePingresp:
+	default:
+		return protoErr(p.typ, "unexpected on an established connection")
+	}
+	return nil
+}
+
+// waitRx returns a channel closed when the next packet arrives.
+func (s *session) waitRx() <-chan struct{} {
+	s.rxMu.Lock()
+	defer s.rxMu.Unlock()
+	if s.rxWait == nil {
+		s.rxWait = make(chan struct{})
+	}
+	s.rxWaitOn.Store(true)
+	return s.rxWait
+}
+
+// keepAlive pings every interval from connection time and applies the silence rule: the broker is dead
+// after 4 whole ping intervals without a received byte. It returns when the session ends or stop closes.
+func (s *session) keepAlive(stop <-chan struct{}, linkLost <-chan struct{}) {
+	c := s.c
+	every := c.pingEvery
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-stop:
+			return
+		case <-linkLost:
+			s.end(ErrLinkDown, false)
+			return
+		case now := <-t.C:
+			b := getBuf()
+			*b = append(*b, pingreqBytes...)
+			select {
+			case s.prio <- outItem{buf: b, epoch: s.epoch, pooled: true}:
+			default: // the writer is stuck; its write deadline will end the session
+				putBuf(b)
+			}
+			if s.handling.Load() {
+				continue // the reader is in OnMessage, not reading: silence is not the broker's
+			}
+			last := max(s.lastRx.Load(), s.handlerEnd.Load())
+			if silent := now.Sub(time.Unix(0, last)); silent/every >= 4 {
+				s.end(fmt.Errorf("%w: nothing received for %v (%d ping intervals)", ErrTimeout,
+					silent.Round(time.Millisecond), silent/every), false)
+				return
+			}
+		}
+	}
+}

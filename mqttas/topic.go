@@ -1,0 +1,63 @@
+package mqttas
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// checkString applies MQTT 3.1.1 §1.5.3 to a UTF-8 string field: at most 65535 bytes, well-formed UTF-8,
+// no U+0000. Lengths are bytes, never characters (mqtt_as counted characters, issue #178).
+func checkString(what, s string) error {
+	if len(s) > 65535 {
+		return fmt.Errorf("%s is %d bytes, over the 65535 an MQTT string holds", what, len(s))
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%s contains U+0000", what)
+	}
+	return nil
+}
+
+// checkTopicName validates a topic a PUBLISH is sent to: no wildcards.
+func checkTopicName(topic string) error {
+	if topic == "" {
+		return fmt.Errorf("%w: empty topic", ErrInvalidTopic)
+	}
+	if err := checkString("topic", topic); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidTopic, err)
+	}
+	if strings.ContainsAny(topic, "+#") {
+		return fmt.Errorf("%w: wildcard in a publish topic %q", ErrInvalidTopic, topic)
+	}
+	return nil
+}
+
+// checkTopicFilter validates a subscription filter: '#' only as the whole last level, '+' only as a whole level.
+func checkTopicFilter(filter string) error {
+	if filter == "" {
+		return fmt.Errorf("%w: empty topic filter", ErrInvalidTopic)
+	}
+	if err := checkString("topic filter", filter); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidTopic, err)
+	}
+	levels := strings.Split(filter, "/")
+	for i, l := range levels {
+		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
+			return fmt.Errorf("%w: '#' must be the whole last level in %q", ErrInvalidTopic, filter)
+		}
+		if strings.Contains(l, "+") && l != "+" {
+			return fmt.Errorf("%w: '+' must be a whole level in %q", ErrInvalidTopic, filter)
+		}
+	}
+	return nil
+}
+
+func checkQoS(qos byte) error {
+	if qos > 1 {
+		return fmt.Errorf("%w: %d (only 0 and 1 are supported)", ErrInvalidQoS, qos)
+	}
+	return nil
+}
