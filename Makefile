@@ -6,9 +6,12 @@ GO ?= go
 export PATH := $(PATH):/usr/sbin
 # Ryuk (testcontainers' reaper) cannot be pulled here; the harness cleans up itself.
 export TESTCONTAINERS_RYUK_DISABLED := true
-FUZZTIME ?= 10s
+FUZZTIME ?= 60s
+# Fuzz targets: package:target pairs. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME.
+FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop
+FUZZTIME_SHORT ?= 5s
 
-.PHONY: all deps test vet unit fuzz-short clean
+.PHONY: all deps test vet unit fuzz fuzz-short clean
 
 all: test
 
@@ -24,7 +27,14 @@ unit: deps
 	$(GO) test -race -count=1 ./...
 
 fuzz-short:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./mqttas
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+fuzz:
+	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tail -n 3; \
+	done
 
 test: deps vet unit fuzz-short
 
