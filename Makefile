@@ -8,7 +8,7 @@ export PATH := $(PATH):/usr/sbin
 export TESTCONTAINERS_RYUK_DISABLED := true
 FUZZTIME ?= 60s
 # Fuzz targets: package:target pairs. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME.
-FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop
+FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip
 FUZZTIME_SHORT ?= 5s
 
 .PHONY: all deps test vet unit fuzz fuzz-short clean
