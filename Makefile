@@ -11,7 +11,7 @@ FUZZTIME ?= 60s
 FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip
 FUZZTIME_SHORT ?= 5s
 
-.PHONY: all deps test vet unit fuzz fuzz-short clean
+.PHONY: all deps test vet unit fuzz fuzz-short image clean clean-containers
 
 all: test
 
@@ -38,5 +38,13 @@ fuzz:
 
 test: deps vet unit fuzz-short
 
+# The broker image, built offline from the host's mosquitto (no registry needed).
+image: deps
+	containers/mosquitto/build.sh
+
 clean:
 	rm -rf build bin
+
+# Leftovers of a killed test run (Ryuk is off). Removes every testcontainers container on this engine.
+clean-containers:
+	@ids=$$(docker ps -aq --filter label=org.testcontainers=true); if [ -n "$$ids" ]; then docker rm -f -v $$ids; fi

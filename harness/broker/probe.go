@@ -1,0 +1,100 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// ConnackError reports a CONNACK that refused the probe's connection. The
+// broker is up and speaking MQTT; it just did not accept an anonymous client.
+type ConnackError struct {
+	Code byte // MQTT 3.1.1 return code, 1..5
+}
+
+func (e *ConnackError) Error() string {
+	return fmt.Sprintf("CONNACK return code %d (%s)", e.Code, connackText(e.Code))
+}
+
+func connackText(code byte) string {
+	switch code {
+	case 1:
+		return "unacceptable protocol version"
+	case 2:
+		return "identifier rejected"
+	case 3:
+		return "server unavailable"
+	case 4:
+		return "bad user name or password"
+	case 5:
+		return "not authorized"
+	}
+	return "unknown"
+}
+
+// probeConnect is an MQTT 3.1.1 CONNECT: clean session, keepalive 60 s, empty
+// client identifier (the broker assigns one).
+var probeConnect = []byte{0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x00}
+
+// defaultProbeTimeout bounds a Probe whose context has no deadline.
+const defaultProbeTimeout = 5 * time.Second
+
+// Probe connects to addr, sends an MQTT 3.1.1 CONNECT and reads the CONNACK.
+// It returns nil for an accepted connection, a *ConnackError for a refused
+// one, and otherwise the network or context error (errors.Is(err,
+// context.DeadlineExceeded) when a hung broker never answers). Without a
+// deadline on ctx it gives up after 5 s.
+func Probe(ctx context.Context, addr string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultProbeTimeout)
+		defer cancel()
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", addr, err)
+	}
+	defer conn.Close()
+	// Unblock the read below when ctx ends.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	err = exchange(conn)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("probe %s: no CONNACK: %w", addr, context.Cause(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", addr, err)
+	}
+	return nil
+}
+
+func exchange(conn net.Conn) error {
+	if _, err := conn.Write(probeConnect); err != nil {
+		return err
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(conn, ack[:]); err != nil {
+		return fmt.Errorf("reading CONNACK: %w", err)
+	}
+	if ack[0] != 0x20 || ack[1] != 0x02 {
+		return fmt.Errorf("want CONNACK 20 02, got % x", ack[:2])
+	}
+	if ack[3] != 0 {
+		return &ConnackError{Code: ack[3]}
+	}
+	// A polite DISCONNECT keeps "exceeded timeout" noise out of the broker log.
+	_, _ = conn.Write([]byte{0xe0, 0x00})
+	return nil
+}
+
+// answers reports whether a Probe result shows a broker speaking MQTT,
+// including one that refuses anonymous clients.
+func answers(err error) bool {
+	var ce *ConnackError
+	return err == nil || errors.As(err, &ce)
+}
