@@ -8,10 +8,16 @@ export PATH := $(PATH):/usr/sbin
 export TESTCONTAINERS_RYUK_DISABLED := true
 FUZZTIME ?= 60s
 # Fuzz targets: package:target pairs. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME.
-FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip
+FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/link/mqttframe:FuzzFramer
 FUZZTIME_SHORT ?= 5s
 
-.PHONY: all deps test vet unit fuzz fuzz-short image clean clean-containers
+# The scenario suite runs through the ginkgo CLI pinned in go.mod (go tool ginkgo), in parallel.
+GINKGO := $(GO) tool ginkgo
+GINKGO_PROCS ?= 4
+SCENARIO_FILTER ?= !soak
+REPORTS ?= reports
+
+.PHONY: all deps test vet unit scenarios fuzz fuzz-short image clean clean-containers
 
 all: test
 
@@ -24,7 +30,14 @@ vet:
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 unit: deps
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /scenarios)
+
+# Writes JUnit and JSON reports under reports/scenarios/.
+scenarios: deps
+	@mkdir -p $(REPORTS)/scenarios
+	$(GINKGO) run --race $(if $(CI),--no-color) --procs=$(GINKGO_PROCS) --label-filter='$(SCENARIO_FILTER)' \
+	  --timeout=20m --poll-progress-after=120s \
+	  --junit-report=junit.xml --json-report=report.json --output-dir=$(REPORTS)/scenarios ./scenarios
 
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
@@ -36,7 +49,7 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tail -n 3; \
 	done
 
-test: deps vet unit fuzz-short
+test: deps vet unit scenarios fuzz-short
 
 # The broker image, built offline from the host's mosquitto (no registry needed).
 image: deps

@@ -1,0 +1,445 @@
+package link_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqttas/mqttas-go/harness/link"
+	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
+)
+
+// opTimeout bounds every link operation in tests.
+const opTimeout = 10 * time.Second
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), opTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newLink(t *testing.T, upstream string, opts ...link.Option) *link.Link {
+	t.Helper()
+	l, err := link.New(ctxT(t), upstream, opts...)
+	if err != nil {
+		t.Fatalf("link.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("link.Close: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("active faults: %v\n%s", l.Active(), l.Tap())
+		}
+	})
+	return l
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// upstream is a fake broker: the test holds the accepted connections.
+type upstream struct {
+	ln    net.Listener
+	conns chan net.Conn
+	wg    sync.WaitGroup
+}
+
+func newUpstream(t *testing.T) *upstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &upstream{ln: ln, conns: make(chan net.Conn, 16)}
+	u.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case u.conns <- c:
+			default:
+				c.Close()
+			}
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		u.wg.Wait()
+		close(u.conns)
+		for c := range u.conns {
+			c.Close()
+		}
+	})
+	return u
+}
+
+func (u *upstream) addr() string { return u.ln.Addr().String() }
+
+func (u *upstream) accept(t *testing.T) net.Conn {
+	t.Helper()
+	select {
+	case c := <-u.conns:
+		t.Cleanup(func() { c.Close() })
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream: no connection arrived")
+		return nil
+	}
+}
+
+// echoServer echoes every connection until it closes.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				io.Copy(c, c)
+				c.Close()
+				mu.Lock()
+				delete(open, c)
+				mu.Unlock()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// roundTrip writes msg and reads it back, returning the elapsed time.
+func roundTrip(t *testing.T, c net.Conn, msg string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("read echo: %v", err)
+	}
+	if string(buf) != msg {
+		t.Fatalf("echo = %q, want %q", buf, msg)
+	}
+	return time.Since(start)
+}
+
+// fastestRoundTrip is the quickest of three round trips: a check that a
+// delay is gone must survive a scheduling stall on a busy machine.
+func fastestRoundTrip(t *testing.T, c net.Conn, msg string) time.Duration {
+	t.Helper()
+	best := roundTrip(t, c, msg)
+	for range 2 {
+		best = min(best, roundTrip(t, c, msg))
+	}
+	return best
+}
+
+// expectSilence asserts that nothing, not even EOF, arrives on c for d.
+func expectSilence(t *testing.T, c net.Conn, d time.Duration) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("expected silence for %v, got %d bytes %q, err %v", d, n, buf[:n], err)
+	}
+}
+
+// expectClosed asserts that c reaches EOF or a reset within d, after
+// discarding any data still in flight.
+func expectClosed(t *testing.T, c net.Conn, d time.Duration) error {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	defer c.SetReadDeadline(time.Time{})
+	_, err := io.Copy(io.Discard, c)
+	if err == nil {
+		return io.EOF
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection still open after %v", d)
+	}
+	return err
+}
+
+// --- MQTT 3.1.1 on the wire, for driving mosquitto with exact bytes ---
+
+func mqttPacket(t mqttframe.Type, flags byte, body []byte) []byte {
+	b := []byte{byte(t)<<4 | flags}
+	rl := len(body)
+	for {
+		c := byte(rl % 128)
+		rl /= 128
+		if rl > 0 {
+			c |= 0x80
+		}
+		b = append(b, c)
+		if rl == 0 {
+			return append(b, body...)
+		}
+	}
+}
+
+func mqttStr(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+
+func connectPkt(clientID string, clean bool, keepalive uint16) []byte {
+	flags := byte(0)
+	if clean {
+		flags = 0x02
+	}
+	body := append(mqttStr("MQTT"), 4, flags, byte(keepalive>>8), byte(keepalive))
+	return mqttPacket(mqttframe.CONNECT, 0, append(body, mqttStr(clientID)...))
+}
+
+func publishPkt(topic string, qos byte, dup bool, id uint16, payload string) []byte {
+	flags := qos << 1
+	if dup {
+		flags |= 0x08
+	}
+	body := mqttStr(topic)
+	if qos > 0 {
+		body = append(body, byte(id>>8), byte(id))
+	}
+	return mqttPacket(mqttframe.PUBLISH, flags, append(body, payload...))
+}
+
+func ackPkt(t mqttframe.Type, id uint16) []byte {
+	return mqttPacket(t, 0, []byte{byte(id >> 8), byte(id)})
+}
+
+func subscribePkt(id uint16, filter string, qos byte) []byte {
+	body := append([]byte{byte(id >> 8), byte(id)}, mqttStr(filter)...)
+	return mqttPacket(mqttframe.SUBSCRIBE, 0x02, append(body, qos))
+}
+
+var (
+	pingreqPkt    = mqttPacket(mqttframe.PINGREQ, 0, nil)
+	disconnectPkt = mqttPacket(mqttframe.DISCONNECT, 0, nil)
+)
+
+// rawPacket is a packet read off the wire.
+type rawPacket struct {
+	typ   mqttframe.Type
+	flags byte
+	body  []byte
+}
+
+func (p rawPacket) id() uint16 {
+	if p.typ == mqttframe.PUBLISH {
+		tl := int(p.body[0])<<8 | int(p.body[1])
+		return uint16(p.body[2+tl])<<8 | uint16(p.body[3+tl])
+	}
+	return uint16(p.body[0])<<8 | uint16(p.body[1])
+}
+
+// mqttClient is a raw MQTT client: it writes given bytes and reads packets.
+type mqttClient struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func newMQTTClient(t *testing.T, addr string) *mqttClient {
+	c := dial(t, addr)
+	return &mqttClient{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+func (m *mqttClient) send(b ...[]byte) {
+	m.t.Helper()
+	m.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := m.c.Write(bytes.Join(b, nil)); err != nil {
+		m.t.Fatalf("mqtt write: %v", err)
+	}
+}
+
+// read returns the next packet, or an error (a timeout if none within d).
+func (m *mqttClient) read(d time.Duration) (rawPacket, error) {
+	m.c.SetReadDeadline(time.Now().Add(d))
+	defer m.c.SetReadDeadline(time.Time{})
+	b0, err := m.r.ReadByte()
+	if err != nil {
+		return rawPacket{}, err
+	}
+	rl, mul := 0, 1
+	for range 4 {
+		c, err := m.r.ReadByte()
+		if err != nil {
+			return rawPacket{}, err
+		}
+		rl += int(c&0x7f) * mul
+		mul *= 128
+		if c&0x80 == 0 {
+			break
+		}
+	}
+	body := make([]byte, rl)
+	if _, err := io.ReadFull(m.r, body); err != nil {
+		return rawPacket{}, err
+	}
+	return rawPacket{typ: mqttframe.Type(b0 >> 4), flags: b0 & 0x0f, body: body}, nil
+}
+
+// expect reads the next packet and checks its type.
+func (m *mqttClient) expect(t mqttframe.Type) rawPacket {
+	m.t.Helper()
+	p, err := m.read(5 * time.Second)
+	if err != nil {
+		m.t.Fatalf("waiting for %v: %v", t, err)
+	}
+	if p.typ != t {
+		m.t.Fatalf("got %v (% x), want %v", p.typ, p.body, t)
+	}
+	return p
+}
+
+func (m *mqttClient) connect(clientID string, clean bool) rawPacket {
+	m.t.Helper()
+	m.send(connectPkt(clientID, clean, 30))
+	p := m.expect(mqttframe.CONNACK)
+	if p.body[1] != 0 {
+		m.t.Fatalf("CONNACK return code %d", p.body[1])
+	}
+	return p
+}
+
+// --- mosquitto, started per test on a free loopback port ---
+
+// startMosquitto runs /usr/sbin/mosquitto on 127.0.0.1 and returns its
+// address. The process is killed at cleanup; its log is shown on failure.
+func startMosquitto(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		bin = "/usr/sbin/mosquitto"
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("mosquitto not installed (run make deps): %v", err)
+		}
+	}
+	for attempt := range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		_, port, _ := net.SplitHostPort(addr)
+		conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+		cfg := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type all\n", port)
+		if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var logBuf lockedBuffer
+		cmd := exec.Command(bin, "-c", conf)
+		cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start mosquitto: %v", err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		stop := func() {
+			cmd.Process.Kill()
+			<-exited
+		}
+		if err := waitMQTT(addr, exited, 5*time.Second); err != nil {
+			stop()
+			t.Logf("mosquitto attempt %d on %s: %v\n%s", attempt+1, addr, err, logBuf.String())
+			continue
+		}
+		t.Cleanup(func() {
+			stop()
+			if t.Failed() {
+				t.Logf("mosquitto log:\n%s", logBuf.String())
+			}
+		})
+		return addr
+	}
+	t.Fatal("mosquitto did not start")
+	return ""
+}
+
+// waitMQTT polls addr with CONNECT until it answers CONNACK.
+func waitMQTT(addr string, exited <-chan struct{}, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("exited")
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(time.Second))
+			_, err = c.Write(connectPkt("probe", true, 10))
+			ack := make([]byte, 4)
+			if err == nil {
+				_, err = io.ReadFull(c, ack)
+			}
+			c.Close()
+			if err == nil && bytes.Equal(ack, []byte{0x20, 0x02, 0x00, 0x00}) {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("no CONNACK")
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

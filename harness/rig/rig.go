@@ -1,0 +1,253 @@
+// Package rig assembles the harness for one run: a broker, a faulty link in front of it, an independent
+// observer, a delivery ledger and a timeline, and the clients under test. Scenarios, soak runs and the
+// client comparison all start from a Rig, the way etcd's robustness tests compose traffic, failpoints and
+// validation.
+package rig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mqttas/mqttas-go/harness/broker"
+	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/clients/mqttasclient"
+	"github.com/mqttas/mqttas-go/harness/clients/pahoclient"
+	"github.com/mqttas/mqttas-go/harness/faults"
+	"github.com/mqttas/mqttas-go/harness/ledger"
+	"github.com/mqttas/mqttas-go/harness/link"
+	"github.com/mqttas/mqttas-go/harness/observer"
+	"github.com/mqttas/mqttas-go/harness/timeline"
+)
+
+// Options configure a Rig.
+type Options struct {
+	Broker broker.Options
+	// Clients maps client names to factories; nil means Registry(): mqttas and paho with their defaults.
+	Clients clients.Registry
+	// ObserverID is the observer's client id (a persistent session); "" means "observer".
+	ObserverID string
+	Logger     *slog.Logger
+}
+
+// Registry returns the standard client registry: "mqttas" and "paho" with short reconnection delays, so
+// recovery is measured, not backoff.
+func Registry() clients.Registry {
+	mc := mqttasclient.DefaultConfig()
+	mc.ReconnectMin, mc.ReconnectMax = 50*time.Millisecond, 500*time.Millisecond
+	return clients.Registry{
+		mqttasclient.Name: mqttasclient.Factory(mc),
+		pahoclient.Name:   pahoclient.Factory(pahoclient.DefaultConfig()),
+	}
+}
+
+// Rig is one run's harness. Its fields are ready to use after New.
+type Rig struct {
+	Broker   broker.Broker
+	Link     *link.Link
+	Observer *observer.Observer
+	Ledger   *ledger.Ledger
+	Timeline *timeline.Timeline
+	Start    time.Time
+
+	reg clients.Registry
+	log *slog.Logger
+
+	mu      sync.Mutex
+	clients []clients.Client
+}
+
+// New starts the broker, the link in front of it and the observer.
+func New(ctx context.Context, o Options) (r *Rig, err error) {
+	start := time.Now()
+	r = &Rig{Start: start, Ledger: ledger.New(start), Timeline: timeline.New(start), reg: o.Clients, log: o.Logger}
+	if r.reg == nil {
+		r.reg = Registry()
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	defer func() {
+		if err != nil {
+			_ = r.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	bo := o.Broker
+	if bo.Logger == nil {
+		bo.Logger = r.log
+	}
+	if r.Broker, err = broker.New(ctx, bo); err != nil {
+		return nil, err
+	}
+	if r.Link, err = link.New(ctx, r.Broker.Addr(), link.WithLogger(r.log)); err != nil {
+		return nil, err
+	}
+	id := o.ObserverID
+	if id == "" {
+		id = "observer"
+	}
+	r.Observer, err = observer.Start(ctx, observer.Config{Addr: r.Broker.Addr(), ClientID: id, Ledger: r.Ledger,
+		Logger: r.log, OnEvent: r.recorder("observer")})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Target is what faults act on.
+func (r *Rig) Target() faults.Target { return faults.Target{Link: r.Link, Broker: r.Broker} }
+
+func (r *Rig) recorder(source string) func(clients.Event) {
+	return func(e clients.Event) { r.Timeline.Record(e.At, source, timeline.Kind(e.Kind), e.Detail()) }
+}
+
+// NewClient makes (but does not connect) a client by registry name. Unset options are filled in: Addr is
+// the link's, so the client sees the faults; events go to the timeline under the client id; deliveries go
+// to the ledger with the client id as subscriber. The rig closes it on Close.
+func (r *Rig) NewClient(name string, o clients.Options) (clients.Client, error) {
+	if o.Addr == "" {
+		o.Addr = r.Link.Addr()
+	}
+	if o.ClientID == "" {
+		return nil, fmt.Errorf("%w: rig clients need a ClientID (it names them in the ledger)", clients.ErrInvalidOptions)
+	}
+	if o.OnEvent == nil {
+		o.OnEvent = r.recorder(o.ClientID)
+	}
+	if o.OnMessage == nil {
+		sub := o.ClientID
+		o.OnMessage = func(d clients.Delivery) {
+			r.Ledger.Deliver(ledger.Delivery{Subscriber: sub, Topic: d.Topic, Payload: d.Payload, QoS: d.QoS,
+				Dup: d.Dup, Retain: d.Retain, At: d.At})
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = r.log
+	}
+	c, err := r.reg.New(name, o)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.clients = append(r.clients, c)
+	r.mu.Unlock()
+	return c, nil
+}
+
+// Subscribe subscribes c and opens its window in the ledger once the broker acknowledged.
+func (r *Rig) Subscribe(ctx context.Context, c clients.Client, subscriber, filter string, qos byte) error {
+	if err := c.Subscribe(ctx, filter, qos); err != nil {
+		return err
+	}
+	r.Ledger.Subscribe(subscriber, filter, time.Now())
+	return nil
+}
+
+// Injected is a fault in force.
+type Injected struct {
+	r     *Rig
+	f     faults.Fault
+	id    int
+	once  sync.Once
+	err   error
+	Since time.Time
+}
+
+// Inject starts f and records it on the timeline. Heal the returned fault (one-shot faults end at once).
+func (r *Rig) Inject(ctx context.Context, f faults.Fault) (*Injected, error) {
+	now := time.Now()
+	id := r.Timeline.BeginFault(now, "link", f.Name, f.ParamsAny())
+	if err := f.Inject(ctx, r.Target()); err != nil {
+		_ = r.Timeline.EndFault(time.Now(), id, "inject failed: "+err.Error())
+		return nil, err
+	}
+	in := &Injected{r: r, f: f, id: id, Since: now}
+	if f.OneShot() {
+		in.once.Do(func() { _ = r.Timeline.EndFault(time.Now(), id, "") })
+	}
+	return in, nil
+}
+
+// Heal ends the fault (once) and records it.
+func (in *Injected) Heal(ctx context.Context) error {
+	in.once.Do(func() {
+		in.err = in.f.Heal(ctx, in.r.Target())
+		detail := ""
+		if in.err != nil {
+			detail = "heal failed: " + in.err.Error()
+		}
+		_ = in.r.Timeline.EndFault(time.Now(), in.id, detail)
+	})
+	return in.err
+}
+
+// During injects f, waits d (or until ctx ends), and heals it.
+func (r *Rig) During(ctx context.Context, f faults.Fault, d time.Duration) error {
+	in, err := r.Inject(ctx, f)
+	if err != nil {
+		return err
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return in.Heal(context.WithoutCancel(ctx))
+}
+
+// Heal ends every link fault (latency, blackholes, down, packet drops) at once.
+func (r *Rig) Heal(ctx context.Context) error {
+	r.Link.StopDropping()
+	r.Link.StopDelaying()
+	return r.Link.Heal(ctx)
+}
+
+// Dump renders what a failed run needs: the timeline, the link's active faults and tap, the ledger's
+// verdict and the broker's log tail.
+func (r *Rig) Dump(ctx context.Context) string {
+	var b strings.Builder
+	res := r.Ledger.Check()
+	fmt.Fprintf(&b, "== verdict\n%s\n", res.Summary())
+	fmt.Fprintf(&b, "== timeline\n%s\n", r.Timeline.String())
+	fmt.Fprintf(&b, "== active faults: %v\n", r.Link.Active())
+	fmt.Fprintf(&b, "== tap (last packets)\n%s\n", tail(r.Link.Tap().String(), 60))
+	if logs, err := r.Broker.Logs(ctx); err == nil {
+		fmt.Fprintf(&b, "== broker log (%s)\n%s\n", r.Broker.Kind(), tail(logs, 40))
+	}
+	return b.String()
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(parts) > lines {
+		parts = append([]string{fmt.Sprintf("... %d lines before", len(parts)-lines)}, parts[len(parts)-lines:]...)
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Close closes every client, the observer, the link and the broker, and reports every failure.
+func (r *Rig) Close(ctx context.Context) error {
+	var errs []error
+	r.mu.Lock()
+	cs := r.clients
+	r.clients = nil
+	r.mu.Unlock()
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	if r.Observer != nil {
+		errs = append(errs, r.Observer.Close())
+	}
+	if r.Link != nil {
+		errs = append(errs, r.Link.Close())
+	}
+	if r.Broker != nil {
+		errs = append(errs, r.Broker.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
