@@ -151,8 +151,12 @@ func (c *Client) currentSession(ctx context.Context, waited bool) (*session, err
 				return nil, ErrDisconnected
 			}
 			return nil, ErrNotConnected
-		case s != nil:
+		case s != nil && s.alive():
 			return s, nil
+		case s != nil:
+			// s has ended but the supervisor has not yet recorded the outage: returning s would make
+			// callers spin (and burn packet ids) until it does.
+			ch = s.gone
 		}
 		waited = true
 		select {

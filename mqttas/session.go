@@ -39,6 +39,8 @@ type session struct {
 
 	hookCtx    context.Context // OnConnect's context, cancelled when the session ends
 	hookCancel context.CancelFunc
+
+	gone chan struct{} // closed by goDown once the client no longer offers this session
 }
 
 // outItem is one packet for the writer. buf is returned to the pool after writing when pooled.
@@ -64,7 +66,8 @@ func putBuf(b *[]byte) {
 }
 
 func newSession(c *Client, conn net.Conn, rx *rxConn, br *bufio.Reader, epoch uint64) *session {
-	s := &session{c: c, conn: conn, rx: rx, br: br, epoch: epoch, done: make(chan struct{}), prio: make(chan outItem, 64)}
+	s := &session{c: c, conn: conn, rx: rx, br: br, epoch: epoch, done: make(chan struct{}), prio: make(chan outItem, 64),
+		gone: make(chan struct{})}
 	s.lastRx.Store(time.Now().UnixNano())
 	rx.lastRx = &s.lastRx
 	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())

@@ -163,7 +163,9 @@ func (c *Client) dialSession(parent context.Context, clean bool) (*session, erro
 			_ = conn.Close()
 		}
 		switch {
-		case errors.Is(err, ErrConnectionRefused), errors.Is(err, ErrProtocol):
+		case errors.Is(err, ErrProtocol):
+			c.stats.protocolErrors.Add(1) // a malformed CONNACK counts like any other malformed packet
+		case errors.Is(err, ErrConnectionRefused):
 		case parent.Err() != nil:
 			err = parent.Err()
 		case ctx.Err() != nil:
@@ -253,6 +255,7 @@ func (c *Client) goDown(s *session) {
 			c.state = stateReconnecting
 		}
 	}
+	close(s.gone)
 	c.mu.Unlock()
 	if s.quiet {
 		return
