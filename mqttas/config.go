@@ -91,8 +91,10 @@ type Config struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// ReconnectMin and ReconnectMax bound the delay between failed reconnection attempts: the first retry
-	// is immediate, then the delay doubles from ReconnectMin up to ReconnectMax, with jitter.
-	// 0 means 100 ms and 5 s.
+	// is immediate, then the delay doubles from ReconnectMin up to ReconnectMax, with jitter (each wait is
+	// drawn from [delay/2, delay), which spreads a fleet reconnecting to a restarted broker).
+	// 0 means 100 ms and 1 s: a link that heals is found again within a second. Raise ReconnectMax for
+	// large fleets on one broker.
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
 
@@ -126,7 +128,7 @@ const (
 	defaultResponseTime  = 10 * time.Second
 	defaultLinkStableFor = 5 * time.Second
 	defaultReconnectMin  = 100 * time.Millisecond
-	defaultReconnectMax  = 5 * time.Second
+	defaultReconnectMax  = time.Second
 	defaultMaxPacketSize = 2_097_151
 	defaultWANServer     = "8.8.8.8:53"
 	defaultWANTimeout    = 2 * time.Second
