@@ -39,6 +39,7 @@ type Client struct {
 	epoch     uint64        // sessions so far
 	nextID    uint16        // last packet id handed out
 	ids       map[uint16]*request
+	lastErr   error           // why the last outage began
 	closed    chan struct{}   // closed by Close
 	closedCtx context.Context // done after Close; bounds a first Connect in progress
 	closeCtx  context.CancelFunc
@@ -112,6 +113,14 @@ func (c *Client) IsConnected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sess != nil
+}
+
+// LastError returns why the most recent outage began (nil before the first one): the error that ended the
+// connection, e.g. an EOF from the broker, ErrTimeout for silence, ErrLinkDown.
+func (c *Client) LastError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
 }
 
 // Stats returns the client's counters.
@@ -384,7 +393,11 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
 		return err
 	}
 	if len(p.body) != 1 {
-		return fmt.Errorf("%w: SUBACK carries %d return codes for one topic filter", ErrProtocol, len(p.body))
+		// Framed correctly, so the stream is intact and the link stays up; counted and logged like any other.
+		err := protoErr(typeSuback, "%d return codes for one topic filter", len(p.body))
+		c.stats.protocolErrors.Add(1)
+		c.log.Warn("mqttas: protocol error, subscription not confirmed", "err", err)
+		return err
 	}
 	if p.body[0] == 0x80 {
 		return fmt.Errorf("%w: %q", ErrSubscriptionRefused, filter)

@@ -339,6 +339,41 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	if st := c.Stats(); st.Reconnects < 1 || st.Outages < 1 {
 		t.Fatalf("stats %+v", st)
 	}
+	if err := c.LastError(); err == nil {
+		t.Fatal("LastError is nil after an outage")
+	}
+}
+
+// Disconnect writes every qos 0 publication that Publish already accepted before DISCONNECT: they were
+// queued first. (An earlier version sent DISCONNECT ahead of them and lost up to the whole queue.)
+func TestIntegrationDisconnectFlushesQueuedQoS0(t *testing.T) {
+	m := startMosquitto(t, "max_queued_messages 0")
+	ctx := testCtx(t, 20*time.Second)
+	subCfg := m.config("it-flush-sub")
+	subCfg.QueueLen = 2000
+	sub := mustConnect(t, subCfg)
+	if err := sub.Subscribe(ctx, "flush", 0); err != nil {
+		t.Fatal(err)
+	}
+	pub := mustConnect(t, m.config("it-flush-pub"))
+	const n = 1000
+	for i := range n {
+		if err := pub.Publish(ctx, "flush", []byte(strconv.Itoa(i)), false, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		msg, err := sub.Queue().Next(ctx)
+		if err != nil {
+			t.Fatalf("received %d of %d qos 0 messages published before Disconnect: %v", i, n, err)
+		}
+		if string(msg.Payload) != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q", i, msg.Payload)
+		}
+	}
 }
 
 // The broker publishes the will when the client vanishes (Close), not after Disconnect.

@@ -277,9 +277,9 @@ func (s *session) dispatch(p packet) error {
 	c := s.c
 	switch p.typ {
 	case typePublish:
-		c.stats.received.Add(1)
 		m := Message{Topic: p.topic, Payload: p.body, QoS: p.qos, Retain: p.retain}
 		c.deliver(s, m)
+		c.stats.received.Add(1) // after delivery: Received never runs ahead of Queue().Len() + Discards
 		switch p.qos {
 		case 1:
 			b := getBuf()

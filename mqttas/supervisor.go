@@ -141,8 +141,8 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 		return conn, nil
 	}
 	tc := c.cfg.TLS.Clone()
-	if tc.ServerName == "" && !tc.InsecureSkipVerify {
-		tc.ServerName = c.cfg.Server
+	if tc.ServerName == "" {
+		tc.ServerName = c.cfg.Server // also with InsecureSkipVerify: the broker may need SNI
 	}
 	t := tls.Client(conn, tc)
 	if err := t.HandshakeContext(ctx); err != nil {
@@ -177,12 +177,11 @@ func (c *Client) dialSession(parent context.Context, clean bool) (*session, erro
 	if err != nil {
 		return fail(nil, err)
 	}
-	// The deadline carries ctx's end to the blocking CONNECT write and CONNACK read.
+	// The deadline carries ctx's end to the blocking CONNECT write and CONNACK read. It is set only once ctx
+	// has ended: a socket deadline at ctx's deadline could fire before ctx's own timer, and fail would then
+	// see a bare i/o timeout instead of ErrTimeout.
 	stopWatch := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stopWatch()
-	if d, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(d)
-	}
 	b := appendConnect(nil, connectFields{
 		clientID:  c.cfg.ClientID,
 		clean:     clean,
@@ -260,6 +259,9 @@ func (c *Client) goDown(s *session) {
 	if s.quiet {
 		return
 	}
+	c.mu.Lock()
+	c.lastErr = s.err
+	c.mu.Unlock()
 	c.stats.outages.Add(1)
 	c.log.Info("mqttas: outage", "err", s.err)
 	c.down.Set()
@@ -349,23 +351,25 @@ func (c *Client) Disconnect(ctx context.Context) error {
 
 	var err error
 	if s != nil {
+		// DISCONNECT queues behind the publications already queued, so every qos 0 Publish that returned is
+		// written first. On a dead link the writer's inactivity rule (ResponseTime without progress) ends the
+		// session, which bounds the wait.
 		b := getBuf()
 		*b = append(*b, disconnectBytes...)
 		written := make(chan struct{})
-		if s.sendPrio(outItem{buf: b, epoch: s.epoch, pooled: true, done: written}) {
-			t := time.NewTimer(c.cfg.ResponseTime)
+		if c.enqueue(ctx, s, outItem{buf: b, epoch: s.epoch, pooled: true, done: written}) {
 			select {
 			case <-written:
 			case <-s.done:
 			case <-ctx.Done():
 				err = ctx.Err()
-			case <-t.C:
-				err = fmt.Errorf("%w: DISCONNECT not written", ErrTimeout)
 			}
-			t.Stop()
+		} else if ctx.Err() != nil {
+			err = ctx.Err()
 		}
 		s.end(ErrDisconnected, true)
 	}
+	c.dropQueued() // publications queued after DISCONNECT must not go out on a later Connect
 	select {
 	case <-runDone:
 	case <-ctx.Done():
@@ -399,7 +403,12 @@ func (c *Client) Close() error {
 		s.end(ErrClosed, true)
 	}
 	c.wg.Wait()
-	// Return the buffers of publications nobody will write.
+	c.dropQueued()
+	return nil
+}
+
+// dropQueued discards what waits for a writer that will not come.
+func (c *Client) dropQueued() {
 	for {
 		select {
 		case it := <-c.out:
@@ -410,7 +419,7 @@ func (c *Client) Close() error {
 				close(it.done)
 			}
 		default:
-			return nil
+			return
 		}
 	}
 }

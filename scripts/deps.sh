@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a fresh Debian machine: the mosquitto broker and clients.
+# Installs what the tests need on a fresh Debian machine: the mosquitto broker and clients, and Chromium
+# with a font for the report rendering test.
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+# The soak report's test renders index.html in headless Chromium.
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -20,6 +20,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -122,6 +123,9 @@ type Options struct {
 	Files map[string][]byte
 	// NoPersistence turns persistence off (it is on by default).
 	NoPersistence bool
+	// ProbeTLS makes the readiness probe speak TLS with this configuration: set
+	// it when Config puts certfile/keyfile on the listener. nil probes plain MQTT.
+	ProbeTLS *tls.Config
 	// Image is the container image; overrides MQTTAS_BROKER_IMAGE. Default:
 	// eclipse-mosquitto:2 if present locally, else LocalImage (built from the
 	// host's mosquitto when missing). Images are never pulled.

@@ -46,6 +46,8 @@ func renderConfig(p confParams, o Options) string {
 	line("max_queued_messages 1000")
 	line("max_queued_bytes 0")
 	line("queue_qos0_messages false")
+	// Nagle + delayed ACK would hold a lone small packet ~40 ms.
+	line("set_tcp_nodelay true")
 	// stderr, not stdout: mosquitto does not flush stdout, so a pipe would
 	// show nothing until ~4 KiB piled up.
 	line("log_dest stderr")

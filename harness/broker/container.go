@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -118,7 +119,7 @@ func runContainer(ctx context.Context, cli *testcontainers.DockerClient, image s
 				HostIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), HostPort: strconv.Itoa(port),
 			}}}
 		}),
-		testcontainers.WithWaitStrategyAndDeadline(opts.StartTimeout, mqttReady{addr: addr}),
+		testcontainers.WithWaitStrategyAndDeadline(opts.StartTimeout, mqttReady{addr: addr, tls: opts.ProbeTLS}),
 	)
 	if err != nil {
 		if ctr != nil {
@@ -141,6 +142,7 @@ func runContainer(ctx context.Context, cli *testcontainers.DockerClient, image s
 // before mosquitto listens; a log check would match the previous run's line.
 type mqttReady struct {
 	addr string
+	tls  *tls.Config // nil: plain MQTT
 }
 
 func (s mqttReady) String() string { return "MQTT CONNACK from " + s.addr }
@@ -150,7 +152,7 @@ func (s mqttReady) WaitUntilReady(ctx context.Context, target wait.StrategyTarge
 	defer tick.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := Probe(pctx, s.addr)
+		err := probe(pctx, s.addr, s.tls)
 		cancel()
 		if answers(err) {
 			return nil
@@ -221,7 +223,7 @@ func (b *dockerBroker) startLocked(ctx context.Context) error {
 		}
 		wctx, cancel := context.WithTimeout(ctx, b.opts.StartTimeout)
 		defer cancel()
-		return mqttReady{addr: b.addr}.WaitUntilReady(wctx, b.ctr)
+		return mqttReady{addr: b.addr, tls: b.opts.ProbeTLS}.WaitUntilReady(wctx, b.ctr)
 	}
 	// Start re-runs the readiness hook, i.e. mqttReady.
 	if err := b.ctr.Start(ctx); err != nil {

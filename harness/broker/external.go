@@ -26,7 +26,7 @@ func newExternal(ctx context.Context, opts Options) (*external, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
 	defer cancel()
-	if err := Probe(pctx, addr); !answers(err) {
+	if err := probe(pctx, addr, opts.ProbeTLS); !answers(err) {
 		return nil, fmt.Errorf("broker: external broker at %s does not answer MQTT: %w", addr, err)
 	}
 	return &external{addr: addr}, nil

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +48,10 @@ const defaultProbeTimeout = 5 * time.Second
 // one, and otherwise the network or context error (errors.Is(err,
 // context.DeadlineExceeded) when a hung broker never answers). Without a
 // deadline on ctx it gives up after 5 s.
-func Probe(ctx context.Context, addr string) error {
+func Probe(ctx context.Context, addr string) error { return probe(ctx, addr, nil) }
+
+// probe is Probe, over TLS when tc is not nil.
+func probe(ctx context.Context, addr string, tc *tls.Config) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultProbeTimeout)
@@ -62,7 +66,9 @@ func Probe(ctx context.Context, addr string) error {
 	// Unblock the read below when ctx ends.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-
+	if tc != nil {
+		conn = tls.Client(conn, tc)
+	}
 	err = exchange(conn)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("probe %s: no CONNACK: %w", addr, context.Cause(ctx))

@@ -183,7 +183,7 @@ func (p *process) waitReady(ctx context.Context, r *procRun) error {
 	defer tick.Stop()
 	for {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
-		err := Probe(pctx, p.addr)
+		err := probe(pctx, p.addr, p.opts.ProbeTLS)
 		pcancel()
 		if answers(err) {
 			return nil

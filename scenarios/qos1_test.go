@@ -1,0 +1,110 @@
+package scenarios
+
+import (
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/faults"
+	"github.com/mqttas/mqttas-go/harness/ledger/ledgermatch"
+)
+
+// The qos 1 workload: four mqttas clients with a publisher each, and one mqttas client shared by eight
+// publishers on goroutines of their own, each publisher at one message every qos1Interval. The observer
+// (straight to the broker, persistent session) is the subscriber every message must reach.
+const (
+	qos1Solo     = 4
+	qos1Shared   = 8
+	qos1Interval = 20 * time.Millisecond
+)
+
+// qos1Timeout bounds each delivery spec; they take 4-15 s.
+var qos1Timeout = SpecTimeout(2 * time.Minute)
+
+var _ = Describe("qos 1 delivery", Label("qos1"), func() {
+	// The plan is a function so that the random mix draws its seed when the spec runs.
+	// outage: the fault cuts every client off, so each one must have noticed an outage.
+	DescribeTable(fmt.Sprintf("with %d publishers on %d clients, every Publish returns nil and the observer gets every message,",
+		qos1Solo+qos1Shared, qos1Solo+1),
+		func(ctx SpecContext, plan func() ([]qos1Step, uint64), outage bool) {
+			steps, seed := plan()
+			r := newRig(ctx)
+			Expect(r.Observer.Subscribe(ctx, "qos1/#")).To(Succeed())
+			fleet := startQoS1Fleet(ctx, r, qos1Solo, qos1Shared, qos1Interval)
+			DeferCleanup(fleet.stop, time.Duration(0))
+
+			// Warm up: every client publishes before the first fault.
+			fleet.waitResumed(ctx, make([]int64, len(fleet.traffic)), time.Now(), 10*time.Second)
+			Expect(sleepQoS1(ctx, 500*time.Millisecond)).To(Succeed())
+
+			healed := runQoS1Plan(ctx, r, steps)
+			base := fleet.acked()
+			recovery := fleet.waitResumed(ctx, base, healed, 20*time.Second)
+			// A little more traffic on the healed link, then stop, letting publications in flight finish.
+			Expect(sleepQoS1(ctx, time.Second)).To(Succeed())
+			fleet.stop(20 * time.Second)
+			Expect(r.Observer.Drain(ctx, 500*time.Millisecond)).To(Succeed())
+
+			res := r.Ledger.Check()
+			published, acked, failed := fleet.totals()
+			fig := qos1Figures{Seed: seed, Published: published, Acked: acked, Failed: failed,
+				Lost: len(res.Lost), Unexpected: len(res.Unexpected), Duplicates: res.DuplicateDeliveries,
+				Reordered: len(res.Reordered), Outages: fleet.stat(clients.StatOutages),
+				Reconnects: fleet.stat(clients.StatReconnects), Repubs: fleet.stat(clients.StatRepubs),
+				Renewals: fleet.stat("renewals"), Recovery: recovery.Round(time.Millisecond).String(),
+				DeliveryP50:   res.Latency.P50.Round(time.Microsecond).String(),
+				DeliveryP99:   res.Latency.P99.Round(time.Microsecond).String(),
+				DeliveryMax:   res.Latency.Max.Round(time.Millisecond).String(),
+				AckLatencyMax: res.AckLatency.Max.Round(time.Millisecond).String()}
+			for _, s := range steps {
+				fig.Plan = append(fig.Plan, s.String())
+			}
+			AddReportEntry("figures", fig)
+			AddReportEntry("verdict", res.Summary())
+
+			Expect(failed).To(BeZero(), "every Publish returns nil")
+			Expect(res).To(ledgermatch.HaveNoLostMessages())
+			Expect(res).To(ledgermatch.HaveNoUnexpectedMessages())
+			Expect(res.Indeterminate).To(BeZero(), "no publication was left without an outcome")
+			Expect(acked).To(BeNumerically(">=", int64(len(fleet.traffic))*20), "the workload really ran")
+			if outage {
+				for i, c := range fleet.clients {
+					Expect(c.Stats()[clients.StatOutages]).To(BeNumerically(">=", 1),
+						"%s noticed the outage", fleet.names[i])
+				}
+			}
+		},
+
+		Entry("through latency of 150 ± 100 ms for 3 s", Label("latency"), qos1Timeout,
+			qos1Plan(qos1Step{Fault: faults.Latency(150*time.Millisecond, 100*time.Millisecond), Hold: 3 * time.Second}), false),
+		Entry("through three resets 400 ms apart", Label("reset"), qos1Timeout,
+			qos1Plan(qos1Step{Fault: faults.Reset(), Pause: 400 * time.Millisecond},
+				qos1Step{Fault: faults.Reset(), Pause: 400 * time.Millisecond},
+				qos1Step{Fault: faults.Reset()}), true),
+		Entry("through a silent 4 s blackhole, longer than the 2-2.5 s keepalive rule", Label("blackhole"), qos1Timeout,
+			qos1Plan(qos1Step{Fault: faults.Blackhole(), Hold: 4 * time.Second}), true),
+		Entry("while the link is down (connection refused) for 2.5 s", Label("down"), qos1Timeout,
+			qos1Plan(qos1Step{Fault: faults.Down(), Hold: 2500 * time.Millisecond}), true),
+		Entry("through a slicer cutting every packet into ~8-byte pieces for 2 s", Label("slicer"), qos1Timeout,
+			qos1Plan(qos1Step{Fault: faults.Slicer(8, 4, 100*time.Microsecond), Hold: 2 * time.Second}), false),
+		Entry("through a bandwidth cap of 8 KB/s for 3 s", Label("bandwidth"), qos1Timeout,
+			qos1Plan(qos1Step{Fault: faults.Bandwidth(8), Hold: 3 * time.Second}), false),
+		Entry("across a broker restart (graceful stop, 1 s down, start)", Label("broker-restart"), qos1Timeout,
+			qos1Plan(qos1Step{Fault: faults.BrokerStop(), Hold: time.Second}), true),
+		Entry("while the broker is paused for 3.5 s", Label("broker-pause"), qos1Timeout,
+			qos1Plan(qos1Step{Fault: faults.BrokerPause(), Hold: 3500 * time.Millisecond}), true),
+		Entry("through a seeded random mix of these faults", Label("mix"), qos1Timeout,
+			func() ([]qos1Step, uint64) {
+				seed := uint64(GinkgoRandomSeed())
+				return seededQoS1Mix(seed, 4), seed
+			}, false),
+	)
+})
+
+// qos1Plan is a fixed plan, with no seed.
+func qos1Plan(steps ...qos1Step) func() ([]qos1Step, uint64) {
+	return func() ([]qos1Step, uint64) { return steps, 0 }
+}
