@@ -245,7 +245,7 @@ func TestInProcessCleanSessionOutages(t *testing.T) {
 	if code := waitPub(20 * time.Second); code != exitOK {
 		t.Fatalf("pub: exit %d; stderr:\n%s", code, pubErr)
 	}
-	for _, s := range []string{"link down (outage 1)", "link up again after", "link down (outage 2)", "done: 40 published; 2 outages, 2 reconnects"} {
+	for _, s := range []string{"link down (outage 1): broker closed the connection", "link up again after", "link down (outage 2)", "done: 40 published; 2 outages, 2 reconnects"} {
 		if !strings.Contains(pubErr.String(), s) {
 			t.Errorf("pub stderr lacks %q:\n%s", s, pubErr)
 		}

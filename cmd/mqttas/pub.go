@@ -315,24 +315,9 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if code == exitInterrupted {
 		rep.printf("interrupted after %d publication%s; disconnecting", published, plural(published))
 	}
-	if f.qos == 0 && published > 0 {
-		flushQoS0(c, f.responseTime, stderr)
-	}
 	disconnect(c, f.responseTime, "pub", stderr)
 	rep.summary(fmt.Sprintf("done: %d published", published), f.debug)
 	return code
-}
-
-// flushQoS0 waits until every queued qos 0 publication has reached the broker. Publish at qos 0 returns
-// once the message is queued for writing, and DISCONNECT overtakes queued publications, so without this a
-// burst of qos 0 messages could lose its tail. An UNSUBSCRIBE goes through the same queue: its UNSUBACK
-// proves that everything queued before it was written and read by the broker.
-func flushQoS0(c *mqttas.Client, rt time.Duration, stderr io.Writer) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*rt)
-	defer cancel()
-	if err := c.Unsubscribe(ctx, "$mqttas/flush"); err != nil {
-		fmt.Fprintf(stderr, "mqttas pub: could not confirm that the broker received every qos 0 message: %v\n", err)
-	}
 }
 
 // abbreviate shortens a payload for a report.

@@ -31,11 +31,10 @@ type reporter struct {
 	w     io.Writer
 	clean bool // every connection starts a clean session
 
-	mu      sync.Mutex
-	client  *mqttas.Client
-	reasons []string     // why each outage not yet reported happened, from the client's log, oldest first
-	downAt  time.Time    // zero while up
-	last    mqttas.Stats // at the last report
+	mu     sync.Mutex
+	client *mqttas.Client
+	downAt time.Time    // zero while up
+	last   mqttas.Stats // at the last report
 }
 
 func (r *reporter) printf(format string, args ...any) {
@@ -62,9 +61,8 @@ func (r *reporter) linkChange(up bool) {
 	if !up {
 		r.downAt = time.Now()
 		msg := fmt.Sprintf("link down (outage %d)", st.Outages)
-		if len(r.reasons) > 0 {
-			msg += ": " + r.reasons[0]
-			r.reasons = r.reasons[1:]
+		if err := r.client.LastError(); err != nil {
+			msg += ": " + err.Error()
 		}
 		if d := st.Repubs - r.last.Repubs; d > 0 {
 			msg += fmt.Sprintf(" [after %d unacknowledged DUP re-send%s]", d, plural(d))
@@ -114,30 +112,15 @@ func plural[T ~int | ~uint64](n T) string {
 	return "s"
 }
 
-// reasonHandler is a slog.Handler for the client's logger. It remembers why each outage happened (the client
-// logs it once per outage, just before queueing OnLinkChange(false)) and, unless debugging, prints the
-// client's warnings.
-type reasonHandler struct {
-	r     *reporter
-	print bool
+// warnHandler is a slog.Handler for the client's logger that prints the client's warnings as reports.
+type warnHandler struct {
+	r *reporter
 }
 
-func (h reasonHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h warnHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 
-func (h reasonHandler) Handle(_ context.Context, rec slog.Record) error {
-	if rec.Level == slog.LevelInfo && strings.HasSuffix(rec.Message, ": outage") { // "mqttas: outage", err=why
-		rec.Attrs(func(a slog.Attr) bool {
-			if a.Key == "err" {
-				h.r.mu.Lock()
-				h.r.reasons = append(h.r.reasons, a.Value.String())
-				h.r.mu.Unlock()
-				return false
-			}
-			return true
-		})
-		return nil
-	}
-	if h.print && rec.Level >= slog.LevelWarn {
+func (h warnHandler) Handle(_ context.Context, rec slog.Record) error {
+	{
 		var b strings.Builder
 		b.WriteString(strings.TrimPrefix(rec.Message, "mqttas: "))
 		rec.Attrs(func(a slog.Attr) bool {
@@ -149,13 +132,13 @@ func (h reasonHandler) Handle(_ context.Context, rec slog.Record) error {
 	return nil
 }
 
-func (h reasonHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h reasonHandler) WithGroup(string) slog.Handler      { return h }
+func (h warnHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h warnHandler) WithGroup(string) slog.Handler      { return h }
 
-// logger returns the client's logger: the reason capture, plus -d's debug output when set.
+// logger returns the client's logger: its warnings as reports, or -d's debug output when set.
 func (r *reporter) logger(debug *slog.Logger) *slog.Logger {
 	if debug == nil {
-		return slog.New(reasonHandler{r: r, print: true})
+		return slog.New(warnHandler{r: r})
 	}
-	return slog.New(slog.NewMultiHandler(debug.Handler(), reasonHandler{r: r}))
+	return debug
 }
