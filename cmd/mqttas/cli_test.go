@@ -335,7 +335,7 @@ func TestReporter(t *testing.T) {
 	log := rep.logger(nil)
 	rep.linkChange(false) // before attach: nothing to report on
 	rep.attach(c)
-	rep.linkChange(true) // the first connection is not news
+	rep.linkChange(true)                                                             // the first connection is not news
 	log.Debug("mqttas: re-publishing with a new packet id after an outage", "id", 7) // not a warning: not shown
 	rep.linkChange(false)
 	rep.linkChange(true)
