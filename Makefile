@@ -17,7 +17,13 @@ GINKGO_PROCS ?= 4
 SCENARIO_FILTER ?= !soak
 REPORTS ?= reports
 
-.PHONY: all deps test vet unit scenarios fuzz fuzz-short image clean clean-containers
+# make soak: the main job. Seeded random faults against SOAK_CLIENTS clients; SOAK_SEED=<n> repeats a schedule.
+SOAK_DURATION ?= 2m
+SOAK_CLIENTS ?= 20
+SOAK_RATE ?= 5
+SOAK_CLIENT ?= mqttas
+
+.PHONY: all deps test vet unit scenarios fuzz fuzz-short soak replay image clean clean-containers
 
 all: test
 
@@ -50,6 +56,17 @@ fuzz:
 	done
 
 test: deps vet unit scenarios fuzz-short
+
+# Report in reports/soak-<time>/ (index.html, summary.json, history.jsonl, schedule.yaml); exits non-zero on loss.
+soak: deps
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
+	  $(GO) run ./cmd/soak -out $(REPORTS)/soak-$$(date +%Y%m%d-%H%M%S)
+
+# Replay a dropout trace: make replay TRACE=traces/ap-reboot.yaml (the trace sets the run's length).
+replay: deps
+	@test -n "$(TRACE)" || { echo "usage: make replay TRACE=traces/<name>.yaml"; exit 2; }
+	SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
+	  $(GO) run ./cmd/soak -trace $(TRACE) -out $(REPORTS)/replay-$$(basename $(TRACE) .yaml)-$$(date +%Y%m%d-%H%M%S)
 
 # The broker image, built offline from the host's mosquitto (no registry needed).
 image: deps

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttas/mqttas-go/harness/ledger"
+	"github.com/mqttas/mqttas-go/harness/report"
+	"github.com/mqttas/mqttas-go/harness/schedule"
+	"github.com/mqttas/mqttas-go/harness/timeline"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	os.Exit(m.Run())
+}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+var now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func TestConfigDefaultsEnvAndFlags(t *testing.T) {
+	var errOut bytes.Buffer
+	c, err := parseConfig(nil, envOf(nil), &errOut, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.duration != 2*time.Minute || c.clients != 20 || c.rate != 5 || c.feedRate != 5 || c.client != "mqttas" ||
+		c.seed != now.UnixNano() || c.seedSet || c.durationSet || c.out != "reports/soak-20260102-030405" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	env := envOf(map[string]string{"SOAK_DURATION": "30s", "SOAK_CLIENTS": "4", "SOAK_RATE": "2.5",
+		"SOAK_SEED": "42", "SOAK_CLIENT": "paho"})
+	c, err = parseConfig(nil, env, &errOut, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.duration != 30*time.Second || !c.durationSet || c.clients != 4 || c.rate != 2.5 || c.feedRate != 2.5 ||
+		c.seed != 42 || !c.seedSet || c.client != "paho" {
+		t.Fatalf("from the environment: %+v", c)
+	}
+	// Flags win over the environment.
+	c, err = parseConfig([]string{"-duration", "1m", "-clients", "6", "-seed", "7", "-client", "mqttas",
+		"-feed-rate", "0", "-trace", "x.yaml"}, env, &errOut, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.duration != time.Minute || c.clients != 6 || c.seed != 7 || c.client != "mqttas" || c.feedRate != 0 ||
+		c.out != "reports/replay-20260102-030405" {
+		t.Fatalf("flags over the environment: %+v", c)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{env: map[string]string{"SOAK_DURATION": "soon"}, want: `SOAK_DURATION="soon"`},
+		{env: map[string]string{"SOAK_CLIENTS": "many"}, want: `SOAK_CLIENTS="many"`},
+		{env: map[string]string{"SOAK_SEED": "1.5"}, want: `SOAK_SEED="1.5"`},
+		{env: map[string]string{"SOAK_CLIENT": "hivemq"}, want: `client "hivemq": want one of mqttas, paho`},
+		{args: []string{"-clients", "0"}, want: "clients 0"},
+		{args: []string{"-rate", "-1"}, want: "rate -1"},
+		{args: []string{"-keepalive", "1500ms"}, want: "keepalive 1.5s"},
+		{args: []string{"-record-from", "t.jsonl"}, want: "-record-from needs -record"},
+		{args: []string{"extra"}, want: "unexpected arguments"},
+	}
+	for _, c := range cases {
+		_, err := parseConfig(c.args, envOf(c.env), &bytes.Buffer{}, now)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: got %v, want %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+// A bad trace is refused before anything starts, with its file, line and field.
+func TestBadTraceIsAUsageError(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(p, []byte("version: 1\nfaults:\n  - {at: 1s, fault: blackhole, duration: 2x}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	start := time.Now()
+	code := run(t.Context(), []string{"-trace", p, "-out", t.TempDir()}, envOf(nil), &out, &errOut)
+	if code != exitUsage || !strings.Contains(errOut.String(), p+":3: faults[0].duration") {
+		t.Fatalf("exit %d:\n%s", code, errOut.String())
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("a bad trace took long to refuse: something started")
+	}
+	// A duration shorter than the trace is refused too.
+	code = run(t.Context(), []string{"-trace", "../../traces/ap-reboot.yaml", "-duration", "30s"}, envOf(nil), &out, &errOut)
+	if code != exitUsage || !strings.Contains(errOut.String(), "shorter than trace") {
+		t.Fatalf("exit %d:\n%s", code, errOut.String())
+	}
+}
+
+func entry(at time.Duration, src string, k timeline.Kind) timeline.Entry {
+	return timeline.Entry{At: at, Source: src, Kind: k}
+}
+
+func TestMeasureOutages(t *testing.T) {
+	s, ms := time.Second, time.Millisecond
+	windows := []timeline.Window{
+		{Fault: 1, Name: "blackhole", Start: 10 * s, End: 13 * s}, // noticed by keepalive after 2 s, back after the heal
+		{Fault: 2, Name: "reset", Start: 20 * s, End: 20 * s},     // one-shot
+		{Fault: 3, Name: "blackhole", Start: 30 * s, End: 31 * s}, // too short to notice: the heal closes the connection
+		{Fault: 4, Name: "latency", Start: 40 * s, End: 50 * s},   // reconnects within the fault
+		{Fault: 5, Name: "down", Start: 60 * s, End: 65 * s},      // never back
+	}
+	entries := []timeline.Entry{
+		entry(0, "c", timeline.Up),
+		entry(12*s, "c", timeline.Down), entry(13*s+400*ms, "c", timeline.Up),
+		entry(20*s+5*ms, "c", timeline.Down), entry(20*s+300*ms, "c", timeline.Up),
+		entry(31*s+10*ms, "c", timeline.Down), entry(31*s+210*ms, "c", timeline.Up),
+		entry(44*s, "c", timeline.Down), entry(45*s, "c", timeline.Up),
+		entry(55*s, "c", timeline.Down), entry(55*s+100*ms, "c", timeline.Up), // explained by nothing
+		entry(60*s+1*ms, "c", timeline.Down),
+		entry(70*s, "other", timeline.Note),
+	}
+	fig := measureOutages(entries, windows, "c", 3*s)
+	wantDet := []time.Duration{2 * s, 5 * ms, 1*s + 10*ms, 4 * s, 1 * ms}
+	wantRec := []time.Duration{400 * ms, 295 * ms, 200 * ms, 1 * s}
+	if fig.outages != 6 || !slices.Equal(fig.detection, wantDet) || !slices.Equal(fig.recovery, wantRec) {
+		t.Fatalf("got %d outages, detection %v, recovery %v\nwant 6, %v, %v", fig.outages, fig.detection, fig.recovery, wantDet, wantRec)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	t0 := time.Now()
+	id := func(seq uint64) ledger.ID { return ledger.ID{Publisher: "p", Topic: "t", Seq: seq} }
+	l := ledger.New(t0)
+	l.Subscribe("s", "t", t0)
+	l.Complete(l.Invoke(id(1), t0), ledger.OK, t0, nil)
+	l.Deliver(ledger.Delivery{Subscriber: "s", Topic: "t", Payload: ledger.Encode(id(1), t0), QoS: 1, At: t0})
+	valid := l.Check()
+	l.Complete(l.Invoke(id(2), t0), ledger.OK, t0, nil) // acknowledged, never delivered
+	lost := l.Check()
+	none := ledger.New(t0).Check()
+	cases := []struct {
+		res  ledger.Result
+		o    outcome
+		want int
+	}{
+		{valid, outcome{}, exitPass},
+		{lost, outcome{}, exitFail},
+		{valid, outcome{missing: []string{"c1"}}, exitFail},
+		{none, outcome{}, exitFail},
+		{valid, outcome{interrupted: true}, exitInterrupted},
+		{lost, outcome{harnessErrs: []string{"broker gone"}, interrupted: true}, exitHarness},
+	}
+	for i, c := range cases {
+		if got := exitCode(c.res, &c.o); got != c.want {
+			t.Errorf("case %d: exit %d, want %d (%s)", i, got, c.want, verdictWord(c.res, &c.o))
+		}
+	}
+	if len(lost.Lost) != 1 || !valid.Valid() {
+		t.Fatalf("ledger fixtures: %s / %s", valid.Summary(), lost.Summary())
+	}
+}
+
+func TestVmHWM(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc")
+	}
+	if v := vmHWM(); v < 1<<20 {
+		t.Fatalf("peak RSS %d bytes", v)
+	}
+	m := newMemPeak()
+	if _, heap := m.peaks(); heap == 0 {
+		t.Fatal("no heap figure")
+	}
+}
+
+// The short soak, end to end in process: a real broker, the link, 3 clients under a seeded random
+// schedule of two faults (a blackhole, then the link down); it must pass and write the report.
+func TestShortSoakEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "report")
+	args := []string{"-duration", "10s", "-clients", "3", "-rate", "10", "-seed", "18", "-out", dir,
+		"-drain-quiet", "2s", "-heal-timeout", "30s", "-drain-timeout", "20s"}
+	sum := soakOK(t, args, dir)
+	sched, err := schedule.Load(filepath.Join(dir, "schedule.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	occ, _ := sched.Occurrences()
+	var names []string
+	for _, o := range occ {
+		names = append(names, o.Fault.Name)
+	}
+	if !slices.Equal(names, []string{"blackhole", "down"}) {
+		t.Fatalf("seed 18 drew %v", names)
+	}
+	want, _ := schedule.Random(18, 10*time.Second, schedule.RandomOptions{})
+	wantYAML, _ := schedule.Marshal(want)
+	if got, _ := os.ReadFile(filepath.Join(dir, "schedule.yaml")); !bytes.Equal(got, wantYAML) {
+		t.Fatalf("schedule.yaml differs from seed 18's schedule:\n%s\nwant\n%s", got, wantYAML)
+	}
+	if len(sum.Faults) != 2 || len(sum.Schedule) != 2 {
+		t.Fatalf("faults injected %v, scheduled %v", sum.Faults, sum.Schedule)
+	}
+	if sum.Config["clients"] != float64(3) || sum.Seed != 18 || sum.Config["peak_rss_bytes"] == float64(0) {
+		t.Fatalf("config %v, seed %d", sum.Config, sum.Seed)
+	}
+	outages := 0
+	for _, c := range sum.Clients {
+		outages += c.Outages
+	}
+	if outages < 3 {
+		t.Fatalf("the clients went through %d outages under a blackhole and a down link", outages)
+	}
+}
+
+// A shipped trace replays end to end, and the outages seen are recorded as a trace that loads.
+func TestReplayShippedTrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	t.Parallel()
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "report")
+	rec := filepath.Join(tmp, "seen.yaml")
+	args := []string{"-trace", "../../traces/flapping-link.yaml", "-clients", "3", "-rate", "10", "-tail", "2s",
+		"-record", rec, "-out", dir, "-drain-quiet", "2s", "-heal-timeout", "30s", "-drain-timeout", "20s"}
+	sum := soakOK(t, args, dir)
+	if len(sum.Faults) != 6 { // 4 resets, 2 downs
+		t.Fatalf("faults injected: %v", sum.Faults)
+	}
+	s, err := schedule.Load(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "seen" || len(s.Faults) < 2 {
+		t.Fatalf("recorded %+v", s)
+	}
+	for _, f := range s.Faults {
+		if f.Fault != "down" || f.At > 15*time.Second {
+			t.Fatalf("recorded %+v", f)
+		}
+	}
+	// And a saved timeline converts to the same kind of trace without running anything.
+	rec2 := filepath.Join(tmp, "again.yaml")
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"-record", rec2, "-record-from", filepath.Join(dir, "timeline.jsonl")},
+		envOf(nil), &out, &errOut); code != exitPass {
+		t.Fatalf("record-from: exit %d\n%s", code, errOut.String())
+	}
+	if _, err := schedule.Load(rec2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// soakOK runs the command, expects a pass, and returns the summary it wrote.
+func soakOK(t *testing.T, args []string, dir string) report.Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, args, envOf(nil), &out, &errOut)
+	t.Logf("soak %v:\n%s", args, errOut.String())
+	if code != exitPass {
+		t.Fatalf("exit %d", code)
+	}
+	for _, f := range []string{report.SummaryFile, report.HistoryFile, report.IndexFile, "schedule.yaml", "timeline.jsonl"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	if strings.TrimSpace(out.String()) != filepath.Join(dir, report.SummaryFile) {
+		t.Fatalf("stdout %q", out.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, report.SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum report.Summary
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Valid || sum.Lost != 0 || sum.Acknowledged < 100 {
+		t.Fatalf("summary: valid %t, lost %d, acknowledged %d", sum.Valid, sum.Lost, sum.Acknowledged)
+	}
+	return sum
+}

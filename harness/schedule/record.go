@@ -1,0 +1,161 @@
+package schedule
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/mqttas/mqttas-go/harness/faults"
+	"github.com/mqttas/mqttas-go/harness/timeline"
+)
+
+// RecordOptions tune Record. Zero values take the defaults.
+type RecordOptions struct {
+	Name        string
+	Description string
+	// Sources are the clients whose outages count; nil means every source with up or down events except
+	// "link", "broker" and "observer" (the observer is connected straight to the broker).
+	Sources []string
+	// Fault replays each outage; default "down" (connections closed and refused for the outage's length).
+	// "blackhole" replays them as silent links instead. It must take a duration.
+	Fault  string
+	Params map[string]string
+	// Merge joins outages (of any of the sources) less than Merge apart; default 500 ms. Clients behind
+	// one link see one outage at slightly different moments.
+	Merge time.Duration
+	// MinDuration is the shortest outage written; shorter ones are lengthened to it. Default 100 ms.
+	MinDuration time.Duration
+	// Round rounds every time in the trace; default 10 ms.
+	Round time.Duration
+}
+
+// Outage is an interval during which a client was down.
+type Outage struct {
+	Source     string
+	Start, End time.Duration
+	Open       bool // the client never came back up; End is the timeline's last entry
+}
+
+// Outages returns the outages of one source in a timeline: from the first down (or outage) event after
+// it was up to the next up event. Entries need not be sorted.
+func Outages(entries []timeline.Entry, source string) []Outage {
+	entries = timeline.Sorted(entries)
+	var last time.Duration
+	for _, e := range entries {
+		last = max(last, e.At)
+	}
+	var out []Outage
+	down := false
+	var since time.Duration
+	for _, e := range entries {
+		if e.Source != source {
+			continue
+		}
+		switch e.Kind {
+		case timeline.Down, timeline.Outage:
+			if !down {
+				down, since = true, e.At
+			}
+		case timeline.Up:
+			if down {
+				out = append(out, Outage{Source: source, Start: since, End: e.At})
+				down = false
+			}
+		}
+	}
+	if down {
+		out = append(out, Outage{Source: source, Start: since, End: last, Open: true})
+	}
+	return out
+}
+
+// Record turns the outages clients saw into a replayable schedule: a field log becomes a trace. The
+// outages of every source are merged into one sequence (the faults of a trace act on the one link every
+// client shares), and each becomes one fault (o.Fault, default down) lasting as long as the outage.
+func Record(entries []timeline.Entry, o RecordOptions) (*Schedule, error) {
+	if o.Fault == "" {
+		o.Fault = "down"
+	}
+	f, err := faults.Parse(o.Fault, o.Params)
+	if err != nil {
+		return nil, fmt.Errorf("schedule: record: %w", err)
+	}
+	if f.OneShot() {
+		return nil, fmt.Errorf("schedule: record: %s has no duration, so it cannot replay an outage", o.Fault)
+	}
+	if group(o.Fault) != "link" {
+		return nil, fmt.Errorf("schedule: record: replay outages with a link fault (down, blackhole), not %s", o.Fault)
+	}
+	if o.Merge == 0 {
+		o.Merge = 500 * time.Millisecond
+	}
+	if o.MinDuration == 0 {
+		o.MinDuration = 100 * time.Millisecond
+	}
+	if o.Round == 0 {
+		o.Round = 10 * time.Millisecond
+	}
+	sources := o.Sources
+	if sources == nil {
+		seen := map[string]bool{}
+		for _, e := range entries {
+			switch e.Source {
+			case "link", "broker", "observer":
+				continue
+			}
+			if (e.Kind == timeline.Up || e.Kind == timeline.Down || e.Kind == timeline.Outage) && !seen[e.Source] {
+				seen[e.Source] = true
+				sources = append(sources, e.Source)
+			}
+		}
+		slices.Sort(sources)
+	}
+	var all []Outage
+	for _, src := range sources {
+		all = append(all, Outages(entries, src)...)
+	}
+	slices.SortFunc(all, func(a, b Outage) int { return cmp.Compare(a.Start, b.Start) })
+	// Merge into a union of intervals.
+	var merged []Outage
+	for _, x := range all {
+		if n := len(merged); n > 0 && x.Start <= merged[n-1].End+o.Merge {
+			merged[n-1].End = max(merged[n-1].End, x.End)
+			continue
+		}
+		merged = append(merged, x)
+	}
+	desc := o.Description
+	if desc == "" {
+		desc = fmt.Sprintf("Recorded from the outages of %d client(s): each outage replays as %s for as long as it lasted.",
+			len(sources), o.Fault)
+	}
+	s := &Schedule{Name: o.Name, Description: desc}
+	var prevEnd time.Duration
+	for _, x := range merged {
+		at := max(x.Start.Round(o.Round), prevEnd)
+		d := max((x.End - x.Start).Round(o.Round), o.MinDuration)
+		if len(s.Faults) > 0 && at < prevEnd+o.Round {
+			// Rounding and lengthening brought two outages together: extend the previous one.
+			last := &s.Faults[len(s.Faults)-1]
+			last.Duration = max(last.Duration, at+d-last.At)
+			prevEnd = last.At + last.Duration
+			continue
+		}
+		s.Faults = append(s.Faults, Entry{At: at, Fault: o.Fault, Duration: d, Params: cloneParams(o.Params)})
+		prevEnd = at + d
+	}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("schedule: record: %w", err)
+	}
+	return s, nil
+}
+
+// cloneParams copies m; empty parameters are nil, as Parse returns them.
+func cloneParams(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
+}
