@@ -79,7 +79,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.Var(durationValue{&o.responseTime}, "response-time", "wait this `duration` for any answer from the broker before re-sending or\nreconnecting")
 	fs.IntVar(&o.maxRepubs, "max-repubs", def.MaxRepubs, "re-send an unacknowledged qos 1 publication with DUP up to `n` times, then\ndeclare the link dead and re-send it after reconnecting")
 	fs.BoolVar(&o.cleanInit, "clean-init", false, "with -c: discard any old session at start-up, then keep the session\nacross outages")
-	fs.Var(durationValue{&o.reconnectMax}, "reconnect-max", "wait at most this `duration` between reconnection attempts (default 5s)")
+	fs.Var(durationValue{&o.reconnectMax}, "reconnect-max", "wait at most this `duration` between reconnection attempts (default 1s)")
 }
 
 // check validates the common flags.
