@@ -14,7 +14,7 @@ FUZZTIME_SHORT ?= 5s
 # The scenario suite runs through the ginkgo CLI pinned in go.mod (go tool ginkgo), in parallel.
 GINKGO := $(GO) tool ginkgo
 GINKGO_PROCS ?= 4
-SCENARIO_FILTER ?= !soak
+SCENARIO_FILTER ?= !soak && !load-full
 REPORTS ?= reports
 
 # make soak: the main job. Seeded random faults against SOAK_CLIENTS clients; SOAK_SEED=<n> repeats a schedule.
@@ -23,7 +23,7 @@ SOAK_CLIENTS ?= 20
 SOAK_RATE ?= 5
 SOAK_CLIENT ?= mqttas
 
-.PHONY: all deps test vet unit scenarios fuzz fuzz-short soak replay image clean clean-containers
+.PHONY: all deps test vet unit scenarios load fuzz fuzz-short soak replay image clean clean-containers
 
 all: test
 
@@ -56,6 +56,12 @@ fuzz:
 	done
 
 test: deps vet unit scenarios fuzz-short
+
+# Full-size load: 1000 mqttas clients through the faulty link with resets (label load-full).
+load: deps
+	@mkdir -p $(REPORTS)/load
+	$(GINKGO) run $(if $(CI),--no-color) --label-filter='load-full' --timeout=30m --poll-progress-after=120s \
+	  --junit-report=junit.xml --json-report=report.json --output-dir=$(REPORTS)/load ./scenarios
 
 # Report in reports/soak-<time>/ (index.html, summary.json, history.jsonl, schedule.yaml); exits non-zero on loss.
 soak: deps

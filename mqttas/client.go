@@ -87,7 +87,7 @@ func New(cfg Config) (*Client, error) {
 		sessCh:    make(chan struct{}),
 		ids:       make(map[uint16]*request),
 		closed:    make(chan struct{}),
-		out:       make(chan outItem, 256),
+		out:       make(chan outItem, 32),
 		slots:     make(chan struct{}, maxInFlight),
 	}
 	c.run, c.stopRun = context.WithCancel(context.Background())

@@ -55,6 +55,17 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 
 const maxPooledBuf = 64 << 10
 
+// ioBufSize sizes each connection's read buffer. Small, because an idle client keeps it (an edge gateway may
+// hold many clients); a packet larger than the buffer is read straight into its own memory.
+const ioBufSize = 2 << 10
+
+// maxBatch bounds how many queued packets one write takes; batchBytes writes a batch early once it is
+// this large.
+const (
+	maxBatch   = 128
+	batchBytes = 16 << 10
+)
+
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
 
 func putBuf(b *[]byte) {
@@ -66,7 +77,7 @@ func putBuf(b *[]byte) {
 }
 
 func newSession(c *Client, conn net.Conn, rx *rxConn, br *bufio.Reader, epoch uint64) *session {
-	s := &session{c: c, conn: conn, rx: rx, br: br, epoch: epoch, done: make(chan struct{}), prio: make(chan outItem, 64),
+	s := &session{c: c, conn: conn, rx: rx, br: br, epoch: epoch, done: make(chan struct{}), prio: make(chan outItem, 16),
 		gone: make(chan struct{})}
 	s.lastRx.Store(time.Now().UnixNano())
 	rx.lastRx = &s.lastRx
@@ -127,15 +138,32 @@ func (w txConn) Write(b []byte) (int, error) {
 	return written, nil
 }
 
-// writeLoop writes queued packets, coalescing whatever is ready into one flush.
+// writeLoop writes queued packets, coalescing whatever is ready into one write. The batch buffer is
+// borrowed from the pool only while there is something to write: an idle client holds none.
 func (s *session) writeLoop() {
 	c := s.c
-	bw := bufio.NewWriterSize(txConn{s.conn, c.cfg.ResponseTime}, 32<<10)
+	w := txConn{s.conn, c.cfg.ResponseTime}
+	var batch *[]byte
 	var waiters []chan struct{}
+	flush := func() {
+		if batch != nil && len(*batch) > 0 {
+			if _, err := w.Write(*batch); err != nil {
+				s.end(fmt.Errorf("write: %w", err), false)
+			}
+		}
+		if batch != nil {
+			putBuf(batch)
+			batch = nil
+		}
+	}
 	write := func(it outItem) {
 		if it.epoch == 0 || it.epoch == s.epoch {
-			if _, err := bw.Write(*it.buf); err != nil {
-				s.end(fmt.Errorf("write: %w", err), false)
+			if batch == nil {
+				batch = getBuf()
+			}
+			*batch = append(*batch, *it.buf...)
+			if len(*batch) >= batchBytes {
+				flush()
 			}
 		}
 		if it.pooled {
@@ -159,9 +187,10 @@ func (s *session) writeLoop() {
 				return
 			}
 		}
-		// Take what else is ready without blocking, then flush once.
+		// Take what else is ready without blocking (a bounded batch: the flush also wakes Disconnect), then
+		// write once.
 	drain:
-		for bw.Buffered() < 16<<10 && s.alive() {
+		for n := 0; n < maxBatch && s.alive(); n++ {
 			select {
 			case it := <-s.prio:
 				write(it)
@@ -171,9 +200,7 @@ func (s *session) writeLoop() {
 				break drain
 			}
 		}
-		if err := bw.Flush(); err != nil {
-			s.end(fmt.Errorf("write: %w", err), false)
-		}
+		flush()
 		for _, w := range waiters {
 			close(w)
 		}

@@ -162,6 +162,12 @@ func (c *Client) dialSession(parent context.Context, clean bool) (*session, erro
 		if conn != nil {
 			_ = conn.Close()
 		}
+		// The dialer puts ctx's deadline on the socket, and that can fire before ctx's own timer: let ctx
+		// catch up, or the timeout would be reported as a bare i/o timeout, not ErrTimeout.
+		var ne net.Error
+		if d, _ := ctx.Deadline(); errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(d) {
+			<-ctx.Done()
+		}
 		switch {
 		case errors.Is(err, ErrProtocol):
 			c.stats.protocolErrors.Add(1) // a malformed CONNACK counts like any other malformed packet
@@ -194,7 +200,7 @@ func (c *Client) dialSession(parent context.Context, clean bool) (*session, erro
 		return fail(conn, err)
 	}
 	rx := &rxConn{conn: conn, rt: c.cfg.ResponseTime}
-	br := bufio.NewReaderSize(rx, 32<<10)
+	br := bufio.NewReaderSize(rx, ioBufSize)
 	p, _, err := readPacket(br, 4, nil)
 	switch {
 	case errors.Is(err, io.EOF):
