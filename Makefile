@@ -34,6 +34,9 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@# The client stays light: the mqttas package imports only the standard library.
+	@ext=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./mqttas | grep -v '^github.com/mqttas/mqttas-go/mqttas$$' || true); \
+	  if [ -n "$$ext" ]; then echo "mqttas imports non-standard packages: $$ext"; exit 1; fi
 
 unit: deps
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /scenarios)
