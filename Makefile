@@ -23,7 +23,7 @@ SOAK_CLIENTS ?= 20
 SOAK_RATE ?= 5
 SOAK_CLIENT ?= mqttas
 
-.PHONY: all deps test vet unit scenarios load fuzz fuzz-short soak replay image clean clean-containers
+.PHONY: all deps test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image clean clean-containers
 
 all: test
 
@@ -76,6 +76,19 @@ replay: deps
 	@test -n "$(TRACE)" || { echo "usage: make replay TRACE=traces/<name>.yaml"; exit 2; }
 	SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
 	  $(GO) run ./cmd/soak -trace $(TRACE) -out $(REPORTS)/replay-$$(basename $(TRACE) .yaml)-$$(date +%Y%m%d-%H%M%S)
+
+# mqttas against paho.mqtt.golang on one broker, interleaved rounds: reports/bench/bench.{md,json}.
+BENCHFLAGS ?=
+bench: deps
+	$(GO) run ./cmd/bench -out $(REPORTS)/bench $(BENCHFLAGS) bench
+
+# The fault scenarios through both clients' adapters: reports/bench/compare.{md,json}.
+compare: deps
+	$(GO) run ./cmd/bench -out $(REPORTS)/bench $(BENCHFLAGS) compare
+
+# The publish paths as Go benchmarks, with allocations.
+bench-go: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./bench
 
 # The broker image, built offline from the host's mosquitto (no registry needed).
 image: deps

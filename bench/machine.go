@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/mqttas/mqttas-go/mqttas"
+)
+
+// Machine holds the facts that make a report's figures interpretable.
+type Machine struct {
+	Date       string `json:"date"` // RFC 3339, when the run started
+	CPU        string `json:"cpu"`
+	Cores      int    `json:"cores"` // logical CPUs
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	MemoryGB   string `json:"memory"`
+	Kernel     string `json:"kernel"`
+	OS         string `json:"os"`
+	Go         string `json:"go"`
+	Mosquitto  string `json:"mosquitto"`
+	Paho       string `json:"paho"`
+	MQTTAS     string `json:"mqttas"`
+	LoadStart  string `json:"load_start"` // /proc/loadavg: 1, 5, 15 minutes
+	LoadEnd    string `json:"load_end,omitempty"`
+}
+
+// CollectMachine gathers the machine's facts; what it cannot find reads "unknown".
+func CollectMachine(ctx context.Context, mosquittoBin string) Machine {
+	m := Machine{
+		Date:       time.Now().Format(time.RFC3339),
+		CPU:        cpuModel(),
+		Cores:      runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		MemoryGB:   memTotal(),
+		Kernel:     firstLine(readFile("/proc/sys/kernel/osrelease")),
+		OS:         osName(),
+		Go:         runtime.Version(),
+		Mosquitto:  mosquittoVersion(ctx, mosquittoBin),
+		Paho:       pahoVersion(),
+		MQTTAS:     mqttas.Version,
+		LoadStart:  LoadAvg(),
+	}
+	return m
+}
+
+// LoadAvg returns the 1, 5 and 15 minute load averages, or "unknown".
+func LoadAvg() string {
+	f := strings.Fields(readFile("/proc/loadavg"))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func readFile(name string) string {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if s = strings.TrimSpace(s); s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func cpuModel() string {
+	sc := bufio.NewScanner(strings.NewReader(readFile("/proc/cpuinfo")))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func memTotal() string {
+	sc := bufio.NewScanner(strings.NewReader(readFile("/proc/meminfo")))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "MemTotal:" {
+			return f[1] + " kB"
+		}
+	}
+	return "unknown"
+}
+
+func osName() string {
+	sc := bufio.NewScanner(strings.NewReader(readFile("/etc/os-release")))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`) + " (" + runtime.GOOS + "/" + runtime.GOARCH + ")"
+		}
+	}
+	return runtime.GOOS + "/" + runtime.GOARCH
+}
+
+// mosquittoVersion runs "mosquitto -h", which prints "mosquitto version 2.0.11" (and exits non-zero).
+func mosquittoVersion(ctx context.Context, bin string) string {
+	if bin == "" {
+		bin = findMosquitto()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, bin, "-h").CombinedOutput()
+	for l := range bytes.Lines(out) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(string(l)), "mosquitto version "); ok {
+			return v
+		}
+	}
+	return "unknown"
+}
+
+// findMosquitto finds the broker binary as the harness does: PATH, then /usr/sbin.
+func findMosquitto() string {
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p
+	}
+	return "/usr/sbin/mosquitto"
+}
+
+func pahoVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	for _, d := range bi.Deps {
+		if d.Path == "github.com/eclipse/paho.mqtt.golang" {
+			return d.Version
+		}
+	}
+	return "unknown"
+}
+
+// Table renders the facts as a two-column Markdown table.
+func (m Machine) Table() *Table {
+	t := &Table{Title: "Machine", Header: []string{"item", "value"}}
+	t.AddRow("date", m.Date)
+	t.AddRow("CPU", m.CPU)
+	t.AddRow("cores (logical) / GOMAXPROCS", fmtFloat(float64(m.Cores))+" / "+fmtFloat(float64(m.GOMAXPROCS)))
+	t.AddRow("memory", m.MemoryGB)
+	t.AddRow("kernel", m.Kernel)
+	t.AddRow("OS", m.OS)
+	t.AddRow("Go", m.Go)
+	t.AddRow("mosquitto", m.Mosquitto)
+	t.AddRow("paho.mqtt.golang", m.Paho)
+	t.AddRow("mqttas", m.MQTTAS)
+	load := m.LoadStart
+	if m.LoadEnd != "" {
+		load += " → " + m.LoadEnd
+	}
+	t.AddRow("load average (1/5/15 min), start → end", load)
+	return t
+}

@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A tiny run of every bench section: the numbers must be sane, not good.
+func TestSmokeBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts brokers and clients")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := BenchConfig{Rounds: 1, PayloadSize: 64, QoS0Msgs: 2000, QoS1SeqMsgs: 200, WindowMsgs: 1000, Window: 16,
+		AllocMsgs: 400, DownHold: 300 * time.Millisecond, IdleClients: 20, IdleSettle: 200 * time.Millisecond,
+		IdleExe: os.Args[0], Log: t.Logf}
+	rep, err := RunBench(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rep.Errors {
+		t.Error(e)
+	}
+	within := func(id, client string, lo, hi float64) {
+		t.Helper()
+		m := rep.Metric(id)
+		if m == nil {
+			t.Errorf("metric %s missing", id)
+			return
+		}
+		s := m.Summary[client]
+		if !s.Valid() || s.Median < lo || s.Median > hi || math.IsNaN(s.Median) {
+			t.Errorf("%s %s = %+v, want within [%v, %v]", id, client, s, lo, hi)
+		}
+	}
+	for _, lib := range Libs() {
+		within("qos0.rate", lib, 100, 1e7)
+		within("qos0.lost", lib, 0, 0)
+		within("qos1seq.p50", lib, 1, 1e5) // µs
+		within("qos1seq.p99", lib, 1, 1e6)
+		within("qos1seq.lost", lib, 0, 0)
+		within("qos1win.rate", lib, 10, 1e7)
+		within("qos1win.lost", lib, 0, 0)
+		within("allocs.publish-qos0", lib, 0, 200)
+		within("allocs.publish-qos1", lib, 1, 400)
+		within("outage.silent.detection", lib, 1000, 6000) // ms, KeepAlive 2 s
+		within("outage.silent.recovery", lib, 0, 5000)
+		within("outage.down.recovery", lib, 0, 5000)
+		within("idle.goroutines", lib, 1, 20)
+		within("idle.heap+stack", lib, 1000, 1<<20)
+	}
+	within("qos0.rate", ToolsName, 100, 1e7)
+	within("qos0.lost", ToolsName, 0, 0)
+	if len(rep.Goals) == 0 {
+		t.Error("no goals judged")
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"### Machine", "### Goals", "### Throughput and latency", "### Outage detection and recovery",
+		"### Idle connections", "### Allocations per message", "| mosquitto |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("bench.md lacks %q", want)
+		}
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Errorf("bench.json: %v", err)
+	}
+}
+
+// A few compare scenarios, scaled down: the verdicts must be well formed, and mqttas must lose nothing.
+func TestSmokeCompare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts brokers and clients")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := RunCompare(ctx, CompareConfig{Rounds: 1, Scenarios: []string{"reset", "qos0-down", "backlog"},
+		Scale: 0.3, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rep.Errors {
+		t.Error(e)
+	}
+	if len(rep.Verdicts) != 6 {
+		t.Fatalf("%d verdicts, want 6", len(rep.Verdicts))
+	}
+	for _, v := range rep.Verdicts {
+		if v.Attempted == 0 || v.Delivered == 0 || v.Acked > v.Attempted || v.Outages < 1 {
+			t.Errorf("implausible verdict %+v", v)
+		}
+		if v.DetectionMS == nil || *v.DetectionMS > 1000 {
+			t.Errorf("%s %s: a closed connection should be detected at once: %v", v.Scenario, v.Client, optMS(v.DetectionMS))
+		}
+		// qos 0 may lose what was in transit when the connection was cut; qos 1 may lose nothing.
+		if v.Client == MQTTAS && v.Scenario != "qos0-down" && (v.Lost != 0 || v.FalseSuccesses > 0 || v.Stalled) {
+			t.Errorf("mqttas in %s: %s", v.Scenario, v.summary())
+		}
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"### Verdicts: mqttas", "### Verdicts: paho", "### paho's known gaps", "FALSE SUCCESSES"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("compare.md lacks %q", want)
+		}
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Errorf("compare.json: %v", err)
+	}
+}
