@@ -5,12 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -343,88 +340,6 @@ func (m *mqttClient) connect(clientID string, clean bool) rawPacket {
 		m.t.Fatalf("CONNACK return code %d", p.body[1])
 	}
 	return p
-}
-
-// --- mosquitto, started per test on a free loopback port ---
-
-// startMosquitto runs /usr/sbin/mosquitto on 127.0.0.1 and returns its
-// address. The process is killed at cleanup; its log is shown on failure.
-func startMosquitto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		bin = "/usr/sbin/mosquitto"
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("mosquitto not installed (run make deps): %v", err)
-		}
-	}
-	for attempt := range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		_, port, _ := net.SplitHostPort(addr)
-		conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-		cfg := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type all\n", port)
-		if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var logBuf lockedBuffer
-		cmd := exec.Command(bin, "-c", conf)
-		cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start mosquitto: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		stop := func() {
-			cmd.Process.Kill()
-			<-exited
-		}
-		if err := waitMQTT(addr, exited, 5*time.Second); err != nil {
-			stop()
-			t.Logf("mosquitto attempt %d on %s: %v\n%s", attempt+1, addr, err, logBuf.String())
-			continue
-		}
-		t.Cleanup(func() {
-			stop()
-			if t.Failed() {
-				t.Logf("mosquitto log:\n%s", logBuf.String())
-			}
-		})
-		return addr
-	}
-	t.Fatal("mosquitto did not start")
-	return ""
-}
-
-// waitMQTT polls addr with CONNECT until it answers CONNACK.
-func waitMQTT(addr string, exited <-chan struct{}, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("exited")
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(time.Second))
-			_, err = c.Write(connectPkt("probe", true, 10))
-			ack := make([]byte, 4)
-			if err == nil {
-				_, err = io.ReadFull(c, ack)
-			}
-			c.Close()
-			if err == nil && bytes.Equal(ack, []byte{0x20, 0x02, 0x00, 0x00}) {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return errors.New("no CONNACK")
 }
 
 type lockedBuffer struct {
