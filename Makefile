@@ -23,7 +23,7 @@ SOAK_CLIENTS ?= 20
 SOAK_RATE ?= 5
 SOAK_CLIENT ?= mqttas
 
-.PHONY: all deps test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image clean clean-containers
+.PHONY: all deps test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image broker-image clean clean-containers
 
 all: test
 
@@ -38,11 +38,15 @@ vet:
 	@ext=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./mqttas | grep -v '^github.com/mqttas/mqttas-go/mqttas$$' || true); \
 	  if [ -n "$$ext" ]; then echo "mqttas imports non-standard packages: $$ext"; exit 1; fi
 
-unit: deps
+# With a Docker engine, build the broker image once up front, so parallel test packages do not each build it.
+broker-image: deps
+	@if docker info >/dev/null 2>&1; then containers/mosquitto/build.sh; else echo "no Docker engine: the process backend serves"; fi
+
+unit: deps broker-image
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /scenarios)
 
 # Writes JUnit and JSON reports under reports/scenarios/.
-scenarios: deps
+scenarios: deps broker-image
 	@mkdir -p $(REPORTS)/scenarios
 	$(GINKGO) run --race $(if $(CI),--no-color) --procs=$(GINKGO_PROCS) --label-filter='$(SCENARIO_FILTER)' \
 	  --timeout=20m --poll-progress-after=120s \
