@@ -650,15 +650,7 @@ func TestClaim27_PubackAfterDupCompletesSecondIgnored(t *testing.T) {
 func TestClaim28_LinkLossDuringWaitNoDupNewID(t *testing.T) {
 	b := fbNew(t)
 	b.SetHook(func(c *fbConn, p fbPacket) bool { return c.n == 1 && p.Type == typePublish })
-	link := newFakeLink()
-	cfg := fbConfig(b)
-	cfg.Link = link
-	cfg.LinkStableFor = 50 * time.Millisecond
-	cfg.ResponseTime = 300 * time.Millisecond
-	c := fbClient(t, cfg)
-	if err := c.ConnectQuick(fbCtx(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	c, link, _ := fbLinkedClient(t, b, 50*time.Millisecond, func(cfg *Config) { cfg.ResponseTime = 300 * time.Millisecond })
 	done := fbResult(func() error { return c.Publish(fbCtx(t, 5*time.Second), "q1", []byte("x"), false, 1) })
 	first := b.MustWait(t, 0, time.Second, "PUBLISH", fbType(typePublish))
 	link.Drop()
@@ -892,15 +884,8 @@ func TestClaim36_StallOverResponseTimeIsOutage(t *testing.T) {
 
 func TestClaim37_LinkLossIsOutageWithinTensOfMs(t *testing.T) {
 	b := fbNew(t)
-	link := newFakeLink()
-	cfg := fbConfig(b)
-	cfg.Link = link
-	cfg.LinkStableFor = 50 * time.Millisecond
-	cfg.ResponseTime = time.Second // no MQTT timeout can explain a fast detection
-	c := fbClient(t, cfg)
-	if err := c.ConnectQuick(fbCtx(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	// ResponseTime 1 s: no MQTT timeout can explain a fast detection.
+	c, link, _ := fbLinkedClient(t, b, 50*time.Millisecond, func(cfg *Config) { cfg.ResponseTime = time.Second })
 	start := time.Now()
 	link.Drop()
 	down := fbWaitEvent(t, c.Down(), 2*time.Second, "Down")
@@ -915,14 +900,7 @@ func TestClaim37_LinkLossIsOutageWithinTensOfMs(t *testing.T) {
 // Port difference: the Link is disconnected and reconnected after every outage, but with no fixed 1 s pause.
 func TestClaim39_EveryOutageCyclesTheLink(t *testing.T) {
 	b := fbNew(t)
-	link := newFakeLink()
-	cfg := fbConfig(b)
-	cfg.Link = link
-	cfg.LinkStableFor = 50 * time.Millisecond
-	c := fbClient(t, cfg)
-	if err := c.ConnectQuick(fbCtx(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	_, link, cfg := fbLinkedClient(t, b, 50*time.Millisecond)
 	b.Conn(1).Close() // a pure broker outage: the link itself is fine
 	conn2 := b.MustWait(t, 0, 2*time.Second, "reconnection", fbType(typeConnect), fbOnConn(2))
 	ev := link.Events()
@@ -937,15 +915,8 @@ func TestClaim39_EveryOutageCyclesTheLink(t *testing.T) {
 
 func TestClaim40_ReconnectWaitsLinkStableForEvenAfterQuick(t *testing.T) {
 	b := fbNew(t)
-	link := newFakeLink()
-	cfg := fbConfig(b)
-	cfg.Link = link
-	cfg.LinkStableFor = 300 * time.Millisecond
-	c := fbClient(t, cfg)
 	start := time.Now()
-	if err := c.ConnectQuick(fbCtx(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	_, link, cfg := fbLinkedClient(t, b, 300*time.Millisecond)
 	if d := time.Since(start); d >= cfg.LinkStableFor {
 		t.Errorf("ConnectQuick took %v, not under LinkStableFor %v", d, cfg.LinkStableFor)
 	}
@@ -962,14 +933,7 @@ func TestClaim40_ReconnectWaitsLinkStableForEvenAfterQuick(t *testing.T) {
 // Port difference: the minimum outage-to-up time is LinkStableFor (with a Link) instead of mqtt_as's 7–8 s.
 func TestClaim41_MinimumOutageToUpIsLinkStableFor(t *testing.T) {
 	b := fbNew(t)
-	link := newFakeLink()
-	cfg := fbConfig(b)
-	cfg.Link = link
-	cfg.LinkStableFor = 300 * time.Millisecond
-	c := fbClient(t, cfg)
-	if err := c.ConnectQuick(fbCtx(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	c, link, cfg := fbLinkedClient(t, b, 300*time.Millisecond)
 	c.Up().Clear()
 	link.Drop()
 	down := fbWaitEvent(t, c.Down(), time.Second, "Down")
@@ -981,14 +945,7 @@ func TestClaim41_MinimumOutageToUpIsLinkStableFor(t *testing.T) {
 // Link.Connect is retried, after a Disconnect, with backoff, until it succeeds.
 func TestClaim43_FailedLinkJoinRetried(t *testing.T) {
 	b := fbNew(t)
-	link := newFakeLink()
-	cfg := fbConfig(b)
-	cfg.Link = link
-	cfg.LinkStableFor = 20 * time.Millisecond
-	c := fbClient(t, cfg)
-	if err := c.ConnectQuick(fbCtx(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	c, link, _ := fbLinkedClient(t, b, 20*time.Millisecond)
 	link.FailNext(3)
 	link.Drop()
 	b.MustWait(t, 0, 3*time.Second, "reconnection", fbType(typeConnect), fbOnConn(2))

@@ -809,6 +809,24 @@ func newFakeLink() *fakeLink {
 	return l
 }
 
+// fbLinkedClient makes a client for b behind a new fake link that must stay up for stable, applies
+// configure, and connects it with ConnectQuick.
+func fbLinkedClient(t *testing.T, b *fakeBroker, stable time.Duration, configure ...func(*Config)) (*Client, *fakeLink, Config) {
+	t.Helper()
+	link := newFakeLink()
+	cfg := fbConfig(b)
+	cfg.Link = link
+	cfg.LinkStableFor = stable
+	for _, f := range configure {
+		f(&cfg)
+	}
+	c := fbClient(t, cfg)
+	if err := c.ConnectQuick(fbCtx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	return c, link, cfg
+}
+
 func (l *fakeLink) recordLocked(what string) {
 	l.events = append(l.events, fbLinkEvent{What: what, At: time.Now()})
 	close(l.changed)
