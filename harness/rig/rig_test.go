@@ -47,20 +47,25 @@ func TestRigDeliversThroughResets(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := r.StartTraffic(ctx, Publisher{Client: c, Name: "rig-pub", Topic: "rig/a", QoS: 1, Interval: 5 * time.Millisecond})
-	for range 2 {
-		time.Sleep(200 * time.Millisecond)
+	// Each reset hits a connection that carried traffic: wait until 20 more publications were acknowledged.
+	acked := func(n int64) {
+		g.Eventually(tr.Acked).WithTimeout(20*time.Second).WithPolling(10*time.Millisecond).
+			Should(gomega.BeNumerically(">=", n), "publications acknowledged")
+	}
+	for i := range 2 {
+		acked(int64(20 * (i + 1)))
 		if _, err := r.Inject(ctx, faults.Reset()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	acked(60)
 	tr.Stop(10 * time.Second)
 	if err := r.Observer.Drain(ctx, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	res := r.Ledger.Check()
 	g.Expect(res).To(ledgermatch.BeValidDelivery())
-	g.Expect(tr.Acked()).To(gomega.BeNumerically(">", 50))
+	g.Expect(tr.Acked()).To(gomega.BeNumerically(">=", 60))
 	g.Expect(r.Timeline.Faults()).To(gomega.HaveLen(2))
 	g.Expect(c.Stats()[clients.StatReconnects]).To(gomega.BeNumerically(">=", 1))
 }
