@@ -38,12 +38,13 @@ func pair(ctx context.Context, lib, addr, tag, topic string, qos byte, rcv *rece
 	return pub, sub, nil
 }
 
-// runQoS0 publishes n qos 0 messages of size bytes from one client to another of the same library, as
-// fast as the publisher takes them, and times first publish → last receive.
-func runQoS0(ctx context.Context, lib, addr string, n, size int, tag string, brokerPID int) (flowResult, error) {
-	topic := "bench/q0/" + tag
+// measureFlow connects a publisher and a qos subscriber of lib on topic, runs publish over n payloads of
+// size bytes, and measures first publish → last receive, system calls and CPU (the client's and the
+// broker's). publish's error is wrapped with lib.
+func measureFlow(ctx context.Context, lib, addr, tag, topic string, qos byte, n, size, brokerPID int,
+	publish func(pub native, payloads [][]byte) error) (flowResult, error) {
 	rcv := newReceiver(n)
-	pub, sub, err := pair(ctx, lib, addr, tag, topic, 0, rcv)
+	pub, sub, err := pair(ctx, lib, addr, tag, topic, qos, rcv)
 	if err != nil {
 		return flowResult{}, err
 	}
@@ -54,10 +55,8 @@ func runQoS0(ctx context.Context, lib, addr string, n, size int, tag string, bro
 	r0, w0 := sysCalls()
 	meter := startCPU(brokerPID)
 	start := time.Now()
-	for i := range n {
-		if err := pub.publish0(ctx, topic, payloads[i]); err != nil {
-			return flowResult{}, fmt.Errorf("%s publish %d: %w", lib, i, err)
-		}
+	if err := publish(pub, payloads); err != nil {
+		return flowResult{}, fmt.Errorf("%s %w", lib, err)
 	}
 	pubDur := time.Since(start)
 	rcv.wait(ctx, quietAfter)
@@ -65,65 +64,50 @@ func runQoS0(ctx context.Context, lib, addr string, n, size int, tag string, bro
 	f.countSyscalls(r0, w0)
 	f.ClientCPU, f.BrokerCPU = meter.stop()
 	return f, ctx.Err()
+}
+
+// runQoS0 publishes n qos 0 messages of size bytes from one client to another of the same library, as
+// fast as the publisher takes them, and times first publish → last receive.
+func runQoS0(ctx context.Context, lib, addr string, n, size int, tag string, brokerPID int) (flowResult, error) {
+	topic := "bench/q0/" + tag
+	return measureFlow(ctx, lib, addr, tag, topic, 0, n, size, brokerPID, func(pub native, payloads [][]byte) error {
+		for i := range n {
+			if err := pub.publish0(ctx, topic, payloads[i]); err != nil {
+				return fmt.Errorf("publish %d: %w", i, err)
+			}
+		}
+		return nil
+	})
 }
 
 // runQoS1Seq publishes n qos 1 messages one at a time, each waiting for its PUBACK, to a qos 1
 // subscriber of the same library, and records every Publish's latency.
 func runQoS1Seq(ctx context.Context, lib, addr string, n, size int, tag string, brokerPID int) (flowResult, error) {
 	topic := "bench/q1s/" + tag
-	rcv := newReceiver(n)
-	pub, sub, err := pair(ctx, lib, addr, tag, topic, 1, rcv)
-	if err != nil {
-		return flowResult{}, err
-	}
-	defer sub.close()
-	defer pub.close()
-	payloads := makePayloads(n, size)
 	lat := make([]time.Duration, n)
-	runtime.GC()
-	r0, w0 := sysCalls()
-	meter := startCPU(brokerPID)
-	start := time.Now()
-	for i := range n {
-		t := time.Now()
-		if err := pub.publish1(ctx, topic, payloads[i]); err != nil {
-			return flowResult{}, fmt.Errorf("%s publish %d: %w", lib, i, err)
+	f, err := measureFlow(ctx, lib, addr, tag, topic, 1, n, size, brokerPID, func(pub native, payloads [][]byte) error {
+		for i := range n {
+			t := time.Now()
+			if err := pub.publish1(ctx, topic, payloads[i]); err != nil {
+				return fmt.Errorf("publish %d: %w", i, err)
+			}
+			lat[i] = time.Since(t)
 		}
-		lat[i] = time.Since(t)
-	}
-	pubDur := time.Since(start)
-	rcv.wait(ctx, quietAfter)
-	f := rcv.result(n, start, pubDur)
-	f.countSyscalls(r0, w0)
-	f.ClientCPU, f.BrokerCPU = meter.stop()
+		return nil
+	})
 	f.Latencies = lat
-	return f, ctx.Err()
+	return f, err
 }
 
 // runQoS1Window publishes n qos 1 messages with w in flight to a qos 1 subscriber of the same library.
 func runQoS1Window(ctx context.Context, lib, addr string, n, w, size int, tag string, brokerPID int) (flowResult, error) {
 	topic := "bench/q1w/" + tag
-	rcv := newReceiver(n)
-	pub, sub, err := pair(ctx, lib, addr, tag, topic, 1, rcv)
-	if err != nil {
-		return flowResult{}, err
-	}
-	defer sub.close()
-	defer pub.close()
-	payloads := makePayloads(n, size)
-	runtime.GC()
-	r0, w0 := sysCalls()
-	meter := startCPU(brokerPID)
-	start := time.Now()
-	if err := pub.window(ctx, topic, n, w, func(i int) []byte { return payloads[i] }); err != nil {
-		return flowResult{}, fmt.Errorf("%s publish: %w", lib, err)
-	}
-	pubDur := time.Since(start)
-	rcv.wait(ctx, quietAfter)
-	f := rcv.result(n, start, pubDur)
-	f.countSyscalls(r0, w0)
-	f.ClientCPU, f.BrokerCPU = meter.stop()
-	return f, ctx.Err()
+	return measureFlow(ctx, lib, addr, tag, topic, 1, n, size, brokerPID, func(pub native, payloads [][]byte) error {
+		if err := pub.window(ctx, topic, n, w, func(i int) []byte { return payloads[i] }); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		return nil
+	})
 }
 
 // Tools are the mosquitto command-line clients used as the broker's reference ceiling.
