@@ -34,7 +34,9 @@ func FuzzReadLoop(f *testing.F) {
 		served := make(chan struct{})
 		cfg := DefaultConfig()
 		cfg.Server = "fuzz.invalid"
-		cfg.ResponseTime = 200 * time.Millisecond
+		// Generous: it also bounds the CONNECT/CONNACK handshake, which must not fail on a loaded machine
+		// (fuzz workers fill every core). Each input still ends as soon as the broker has written it.
+		cfg.ResponseTime = 2 * time.Second
 		cfg.MaxPacketSize = 1024
 		cfg.ReconnectMin, cfg.ReconnectMax = time.Millisecond, time.Millisecond
 		cfg.OnMessage = func(m Message) {
@@ -69,7 +71,7 @@ func FuzzReadLoop(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := c.Connect(ctx); err != nil {
 			t.Fatalf("connect: %v", err)
