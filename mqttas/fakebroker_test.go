@@ -87,6 +87,8 @@ type fbSent struct {
 	Conn  int
 	At    time.Time // when the write began (the client cannot have read it earlier)
 	Bytes []byte
+
+	failed bool // the write failed: Sent leaves it out
 }
 
 // fbHook sees every packet before the automatic answers; returning true suppresses them.
@@ -102,7 +104,7 @@ type fakeBroker struct {
 	closed    bool
 	conns     []*fbConn
 	packets   []fbPacket
-	sent      []fbSent
+	sent      []*fbSent
 	changed   chan struct{} // closed and replaced whenever anything is recorded
 	refuse    bool          // accept (and count) connections, then close them at once
 	silent    bool          // read and discard, never answer
@@ -326,18 +328,24 @@ func (b *fakeBroker) answer(c *fbConn, p fbPacket) {
 	}
 }
 
-// Send writes raw bytes to the client at once.
+// Send writes raw bytes to the client at once. The write is recorded before it begins (and withdrawn if
+// it fails): a client can act on the bytes before Write returns, and a test that then asks Sent must
+// find them.
 func (c *fbConn) Send(bs []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	b := c.b
 	at := time.Now()
+	rec := &fbSent{Conn: c.n, At: at, Bytes: append([]byte(nil), bs...)}
+	b.mu.Lock()
+	b.sent = append(b.sent, rec)
+	b.notifyLocked()
+	b.mu.Unlock()
 	_ = c.conn.SetWriteDeadline(at.Add(5 * time.Second))
 	_, err := c.conn.Write(bs)
-	if err == nil {
-		b := c.b
+	if err != nil {
 		b.mu.Lock()
-		b.sent = append(b.sent, fbSent{Conn: c.n, At: at, Bytes: append([]byte(nil), bs...)})
-		b.notifyLocked()
+		rec.failed = true
 		b.mu.Unlock()
 	}
 	return err
@@ -486,7 +494,13 @@ func (b *fakeBroker) Packets() []fbPacket {
 func (b *fakeBroker) Sent() []fbSent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]fbSent(nil), b.sent...)
+	out := make([]fbSent, 0, len(b.sent))
+	for _, r := range b.sent {
+		if !r.failed {
+			out = append(out, *r)
+		}
+	}
+	return out
 }
 
 // Mark is the index the next received packet will get.
