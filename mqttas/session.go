@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ type session struct {
 	quiet   bool  // ended deliberately (Disconnect, Close): no outage is signalled
 
 	prio chan outItem // control packets (PINGREQ, PUBACK, DISCONNECT) that overtake queued publications
+	acks *[]byte      // PUBACKs the reader holds until it has dispatched what it has read (reader only)
 
 	lastRx     atomic.Int64 // unix nanos of the last byte received
 	handling   atomic.Bool  // the reader is inside OnMessage
@@ -62,8 +64,9 @@ const ioBufSize = 2 << 10
 // maxBatch bounds how many queued packets one write takes; batchBytes writes a batch early once it is
 // this large.
 const (
-	maxBatch   = 128
-	batchBytes = 16 << 10
+	maxBatch    = 128
+	batchBytes  = 16 << 10
+	maxAckBatch = 1 << 10 // PUBACK bytes the reader holds at most before handing them to the writer
 )
 
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
@@ -81,6 +84,11 @@ func newSession(c *Client, conn net.Conn, rx *rxConn, br *bufio.Reader, epoch ui
 		gone: make(chan struct{})}
 	s.lastRx.Store(time.Now().UnixNano())
 	rx.lastRx = &s.lastRx
+	if d := c.cfg.ReadBatchDelay; d > 0 {
+		if sock := batchSocket(conn); sock != nil {
+			rx.batch.init(sock, d, func() int { return len(c.slots) })
+		}
+	}
 	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())
 	return s
 }
@@ -212,21 +220,44 @@ func (s *session) writeLoop() {
 }
 
 // rxConn records when bytes arrive and, while a packet is half read, applies ResponseTime as an inactivity
-// timeout. Between packets there is no deadline: silence is the pinger's business (the 4-interval rule).
+// timeout. Between packets there is no deadline (silence is the pinger's business: the 4-interval rule),
+// except the short one of a batched read (rxBatcher).
 type rxConn struct {
 	conn   net.Conn
 	rt     time.Duration
 	lastRx *atomic.Int64 // the session's; nil during the handshake
 	armed  bool          // inside a packet
 	set    bool          // a read deadline is set on the socket
+	batch  rxBatcher     // between packets, once the session is up
 }
 
 func (r *rxConn) Read(p []byte) (int, error) {
-	if r.armed {
+	batching := r.batch.waiting()
+	switch {
+	case batching:
+		_ = r.conn.SetReadDeadline(time.Now().Add(min(r.batch.delay, r.rt)))
+		r.set = true
+	case r.armed:
 		_ = r.conn.SetReadDeadline(time.Now().Add(r.rt))
 		r.set = true
+	case r.set:
+		_ = r.conn.SetReadDeadline(time.Time{})
+		r.set = false
 	}
 	n, err := r.conn.Read(p)
+	if n == 0 && batching && errors.Is(err, os.ErrDeadlineExceeded) {
+		// Less than a batch came within the delay: hand over what did, or wait as usual.
+		if r.armed {
+			_ = r.conn.SetReadDeadline(time.Now().Add(r.rt))
+		} else {
+			_ = r.conn.SetReadDeadline(time.Time{})
+			r.set = false
+		}
+		if n, err = r.batch.held(p); n == 0 && err == nil {
+			n, err = r.conn.Read(p)
+		}
+	}
+	r.batch.observe(n)
 	if n > 0 && r.lastRx != nil {
 		r.lastRx.Store(time.Now().UnixNano())
 	}
@@ -241,11 +272,8 @@ func (s *session) readLoop() {
 	var scratch []byte
 	for {
 		if s.br.Buffered() == 0 {
-			rx.armed = false
-			if rx.set {
-				_ = rx.conn.SetReadDeadline(time.Time{})
-				rx.set = false
-			}
+			s.flushAcks()    // before waiting for more: the broker must not wait for PUBACKs we hold
+			rx.armed = false // the next read starts a packet: no deadline, or a batch's
 		}
 		first, err := s.br.ReadByte()
 		if err != nil {
@@ -309,9 +337,14 @@ func (s *session) dispatch(p packet) error {
 		c.stats.received.Add(1) // after delivery: Received never runs ahead of Queue().Len() + Discards
 		switch p.qos {
 		case 1:
-			b := getBuf()
-			*b = appendPuback(*b, p.id)
-			s.sendPrio(outItem{buf: b, epoch: s.epoch, pooled: true})
+			// Held until the packets already read are dispatched: one write carries their PUBACKs.
+			if s.acks == nil {
+				s.acks = getBuf()
+			}
+			*s.acks = appendPuback(*s.acks, p.id)
+			if len(*s.acks) >= maxAckBatch {
+				s.flushAcks()
+			}
 		case 2:
 			// mqtt_as delivers, then drops the link; qos 2 is out of scope (subscriptions are capped at 1).
 			return protoErr(p.typ, "qos 2 is not supported (message delivered, no PUBREC sent)")
@@ -327,6 +360,18 @@ func (s *session) dispatch(p packet) error {
 		return protoErr(p.typ, "unexpected on an established connection")
 	}
 	return nil
+}
+
+// flushAcks hands the PUBACKs held by the reader to the writer.
+func (s *session) flushAcks() {
+	if s.acks == nil {
+		return
+	}
+	b := s.acks
+	s.acks = nil
+	if !s.sendPrio(outItem{buf: b, epoch: s.epoch, pooled: true}) {
+		putBuf(b)
+	}
 }
 
 // waitRx returns a channel closed when the next packet arrives.

@@ -1,0 +1,125 @@
+package mqttas
+
+import (
+	"syscall"
+	"time"
+)
+
+// Read batching. A client that drains its socket as fast as packets arrive sleeps between packets, so
+// every packet of a stream costs the broker a wakeup of this process (on a VM an inter-processor
+// interrupt): measured with mosquitto, that doubled the broker's CPU per message and halved the
+// throughput of a qos 0 stream. While a stream of small packets arrives, rxBatcher asks the kernel to
+// wake the reader only once a batch of bytes is waiting (SO_RCVLOWAT), under a read deadline of
+// Config.ReadBatchDelay. When the deadline fires the reader takes whatever has arrived. If nothing had,
+// the stream has paused and batching stops, so the next packet wakes the reader at once. If bytes were
+// waiting twice in a row, the sender waits for this side before sending more (a closed loop, such as a
+// broker's window of qos 1 messages in flight): batches are capped below what arrived, for capRelax.
+// Requests this client has in flight cap the batch at the size of their acknowledgements, so a
+// publisher waiting for PUBACKs is never held.
+
+const (
+	minBatchBytes = 64                    // smaller batches are not worth a system call
+	maxBatchBytes = ioBufSize             // a batch fills the read buffer
+	capRelax      = 50 * time.Millisecond // how long a lowered cap stays before it doubles again
+)
+
+// rxBatcher sets a socket's receive low-water mark from the incoming byte rate. The zero value is off.
+type rxBatcher struct {
+	sock  syscall.RawConn // nil: batching is off (not a kernel socket, TLS, or not supported here)
+	delay time.Duration   // longest a batch may be waited for
+	acks  func() int      // requests in flight, whose acknowledgements alone must be able to fill a batch
+	lowat int             // the socket's low-water mark now; ≤ 1 means no batching
+	cap   int             // bound on the batch, lowered when a deadline fires with bytes waiting (see held)
+	capAt time.Time       // when cap last changed
+	rate  float64         // bytes per nanosecond, a moving average over reads
+	last  time.Time       // when the previous read returned
+	// strikes counts deadlines in a row that fired with bytes waiting; fresh is false after one until a
+	// batch read returns in time.
+	strikes int
+	fresh   bool
+	helds   int // deadlines that fired (for tests)
+}
+
+func (b *rxBatcher) init(sock syscall.RawConn, delay time.Duration, acks func() int) {
+	now := time.Now()
+	*b = rxBatcher{sock: sock, delay: delay, acks: acks, lowat: 1, cap: maxBatchBytes, capAt: now, last: now}
+}
+
+// waiting reports whether the next read waits for a batch, and so needs a deadline of b.delay.
+func (b *rxBatcher) waiting() bool { return b.lowat > 1 }
+
+// observe records a read of n bytes and sets the low-water mark for the next one. Batching is on while
+// the bytes arriving within the delay would make two minimal batches, and then waits for a full one.
+func (b *rxBatcher) observe(n int) {
+	if b.sock == nil || n <= 0 {
+		return
+	}
+	now := time.Now()
+	dt := now.Sub(b.last)
+	b.last = now
+	if b.waiting() && b.fresh {
+		b.strikes = 0 // a batch came in time
+	}
+	b.fresh = true
+	b.rate += (float64(n)/float64(max(dt, time.Microsecond)) - b.rate) / 4
+	if b.cap < maxBatchBytes && now.Sub(b.capAt) >= capRelax {
+		b.cap = min(2*b.cap, maxBatchBytes)
+		b.capAt = now
+	}
+	want := 1
+	if b.rate*float64(b.delay) >= 2*minBatchBytes {
+		want = b.cap
+		if k := b.acks(); k > 0 {
+			want = min(want, 4*k) // a PUBACK is 4 bytes
+		}
+		if want = floorPow2(want); want < minBatchBytes {
+			want = 1
+		}
+	}
+	b.set(want)
+}
+
+// held is called when a batch read's deadline fired: fewer than the low-water mark arrived within the
+// delay. It reads, without waiting, whatever did arrive into p. If nothing did, the stream has paused:
+// batching stops, so the next packet wakes the reader at once. A stream that merely slowed leaves a
+// fuller batch next time; twice in a row means a closed loop (the sender waits for this side before
+// sending more), and the batch is capped below what arrived.
+func (b *rxBatcher) held(p []byte) (int, error) {
+	b.helds++
+	n, err := readNoWait(b.sock, p)
+	if n <= 0 || err != nil {
+		b.set(1)
+		b.rate, b.strikes = 0, 0
+		return 0, err // the ordinary read waits for the next packet, or sees the end
+	}
+	if b.strikes++; b.strikes >= 2 {
+		b.cap = floorPow2(n)
+		b.capAt = time.Now()
+		b.strikes = 0
+	}
+	b.fresh = false
+	return n, nil
+}
+
+func (b *rxBatcher) set(lowat int) {
+	if lowat == b.lowat || b.sock == nil {
+		return
+	}
+	if err := setRcvLowat(b.sock, lowat); err != nil {
+		b.sock = nil // not supported: stay off
+		b.lowat = 1
+		return
+	}
+	b.lowat = lowat
+}
+
+func floorPow2(n int) int {
+	if n < 1 {
+		return 0
+	}
+	p := 1
+	for p*2 <= n {
+		p *= 2
+	}
+	return p
+}

@@ -1,0 +1,55 @@
+package mqttas
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+// batchSocket returns the kernel socket under conn when read batching can use it: a plain TCP
+// connection (not TLS, whose records the low-water mark would count).
+func batchSocket(conn net.Conn) syscall.RawConn {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+func setRcvLowat(rc syscall.RawConn, n int) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// readNoWait reads what is waiting on the socket into p without waiting: 0 bytes and no error when
+// nothing is (or at the end of the stream, which the caller's next ordinary read reports).
+func readNoWait(rc syscall.RawConn, p []byte) (int, error) {
+	var n int
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), p)
+			if !errors.Is(rerr, syscall.EINTR) {
+				return true // never wait here: the caller's ordinary read does that
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errors.Is(rerr, syscall.EAGAIN):
+		return 0, nil
+	case rerr != nil:
+		return 0, rerr
+	}
+	return max(n, 0), nil
+}

@@ -1,0 +1,247 @@
+package mqttas
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection, closed at cleanup.
+func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// batchedRx wraps the client end of a loopback pair in an rxConn with batching after delay.
+func batchedRx(t *testing.T, delay time.Duration, acks func() int) (*rxConn, *net.TCPConn) {
+	t.Helper()
+	c, s := tcpPair(t)
+	sock := batchSocket(c)
+	if sock == nil {
+		t.Skip("read batching is Linux-only")
+	}
+	rx := &rxConn{conn: c, rt: 5 * time.Second}
+	rx.batch.init(sock, delay, acks)
+	return rx, s
+}
+
+// readN reads exactly n bytes through rx, recording the highest low-water mark used.
+func readN(t *testing.T, rx *rxConn, n int, maxLowat *int) []byte {
+	t.Helper()
+	out := make([]byte, 0, n)
+	buf := make([]byte, ioBufSize)
+	for len(out) < n {
+		k, err := rx.Read(buf[:min(len(buf), n-len(out))])
+		if err != nil {
+			t.Fatalf("read after %d of %d bytes: %v", len(out), n, err)
+		}
+		out = append(out, buf[:k]...)
+		if maxLowat != nil {
+			*maxLowat = max(*maxLowat, rx.batch.lowat)
+		}
+	}
+	return out
+}
+
+func TestReadBatchingEngagesOnAStreamAndStopsWhenItPauses(t *testing.T) {
+	rx, srv := batchedRx(t, 100*time.Microsecond, func() int { return 0 })
+	const total = 256 << 10
+	want := make([]byte, total)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	go func() {
+		for off := 0; off < total; off += 80 { // 80-byte writes: a stream of small packets
+			if _, err := srv.Write(want[off:min(off+80, total)]); err != nil {
+				return
+			}
+		}
+	}()
+	var highest int
+	got := readN(t, rx, total, &highest)
+	if !bytes.Equal(got, want) {
+		t.Fatal("bytes read through batching differ from those written")
+	}
+	if highest < maxBatchBytes {
+		t.Errorf("low-water mark reached %d during a 256 KiB stream of 80-byte writes, want %d", highest, maxBatchBytes)
+	}
+	// The stream pauses; a lone packet arrives later. Batching must have stopped by then (the deadline
+	// fired with nothing waiting), so the packet is read as such, not after a batch's deadline.
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		srv.Write([]byte("lone"))
+	}()
+	if got := readN(t, rx, 4, nil); string(got) != "lone" {
+		t.Fatalf("read %q, want the lone packet", got)
+	}
+	if rx.batch.lowat != 1 || rx.batch.waiting() {
+		t.Errorf("low-water mark %d after the stream paused, want 1 (batching off)", rx.batch.lowat)
+	}
+}
+
+func TestReadBatchingLeavesAcknowledgementsThatPublishersWaitForAlone(t *testing.T) {
+	var inFlight atomic.Int64
+	rx, srv := batchedRx(t, 100*time.Microsecond, func() int { return int(inFlight.Load()) })
+	const total = 800 * 80 // 800 writes of 20 PUBACKs
+	stream := func() {
+		go func() {
+			b := bytes.Repeat(fbAck(typePuback, 1), 20)
+			for range total / len(b) {
+				if _, err := srv.Write(b); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for _, tc := range []struct {
+		inFlight int64
+		maxLowat int
+	}{
+		{3, 1},    // 12 bytes of PUBACKs: no batching at all
+		{40, 128}, // at most the 160 bytes those 40 PUBACKs make, as a power of two
+		{1000, maxBatchBytes},
+	} {
+		inFlight.Store(tc.inFlight)
+		rx.batch.lowat, rx.batch.rate = 1, 0
+		_ = setRcvLowat(rx.batch.sock, 1)
+		stream()
+		var highest int
+		readN(t, rx, total, &highest)
+		if highest > tc.maxLowat {
+			t.Errorf("%d requests in flight: low-water mark reached %d, want at most %d", tc.inFlight, highest, tc.maxLowat)
+		}
+	}
+}
+
+func TestReadBatchingLearnsAClosedLoop(t *testing.T) {
+	// The sender sends 1000 bytes and waits for the reader to have them all before sending more, as a
+	// broker does with its window of qos 1 messages in flight. A 2048-byte batch would never fill.
+	rx, srv := batchedRx(t, 2*time.Millisecond, func() int { return 0 })
+	next := make(chan struct{})
+	const rounds = 200
+	go func() {
+		chunk := bytes.Repeat([]byte{'x'}, 1000)
+		for range rounds {
+			if _, err := srv.Write(chunk); err != nil {
+				return
+			}
+			if _, ok := <-next; !ok {
+				return
+			}
+		}
+	}()
+	defer close(next)
+	start := time.Now()
+	for range rounds {
+		readN(t, rx, 1000, nil)
+		next <- struct{}{}
+	}
+	// Each deadline that fires costs the loop 2 ms. Two in a row cap the batch; the cap relaxes every
+	// capRelax, costing at most two more.
+	allowed := 2 + 2*int(time.Since(start)/capRelax+1)
+	if rx.batch.helds > allowed {
+		t.Errorf("%d batch deadlines fired in %d rounds of a closed loop (%v), want at most %d",
+			rx.batch.helds, rounds, time.Since(start).Round(time.Millisecond), allowed)
+	}
+}
+
+func TestReadBatchingDoesNotStallAPacketSplitMidway(t *testing.T) {
+	// Once batching is on, a packet whose second half comes later must still be read when it arrives: a
+	// low-water mark above the bytes still to come would hold the read until ResponseTime (an outage).
+	b := fbNew(t)
+	cfg := fbConfig(b)
+	cfg.ResponseTime = 2 * time.Second
+	var got atomic.Int64
+	var big atomic.Bool
+	cfg.OnMessage = func(m Message) {
+		got.Add(1)
+		if len(m.Payload) == 1400 {
+			big.Store(true)
+		}
+	}
+	c := fbConnect(t, cfg)
+	conn := b.MustWaitConns(t, 1, 2*time.Second)
+	if runtime.GOOS != "linux" {
+		t.Skip("read batching is Linux-only")
+	}
+	small := fbPublish("s", bytes.Repeat([]byte{'p'}, 60), 0, false, false, 0)
+	var burst []byte
+	for range 4000 {
+		burst = append(burst, small...)
+	}
+	for off := 0; off < len(burst); off += 4 * len(small) {
+		if err := conn.Send(burst[off:min(off+4*len(small), len(burst))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole := fbPublish("big", bytes.Repeat([]byte{'b'}, 1400), 0, false, false, 0)
+	if err := conn.Send(whole[:700]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	sent := time.Now()
+	if err := conn.Send(whole[700:]); err != nil {
+		t.Fatal(err)
+	}
+	fbEventually(t, 3*time.Second, "every message delivered", func() bool { return got.Load() == 4001 && big.Load() })
+	if late := time.Since(sent); late > time.Second {
+		t.Errorf("the split packet was delivered %v after its second half arrived", late.Round(time.Millisecond))
+	}
+	if st := c.Stats(); st.Outages != 0 {
+		t.Errorf("%d outages, want 0 (last error %v)", st.Outages, c.LastError())
+	}
+}
+
+func TestReadBatchDelayConfig(t *testing.T) {
+	for _, tc := range []struct {
+		delay time.Duration
+		ok    bool
+		want  time.Duration
+	}{
+		{0, true, defaultReadBatch},
+		{-1, true, -1},
+		{50 * time.Microsecond, true, 50 * time.Microsecond},
+		{2 * time.Second, false, 0},
+	} {
+		cfg := DefaultConfig()
+		cfg.Server = "127.0.0.1"
+		cfg.ReadBatchDelay = tc.delay
+		err := cfg.validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("ReadBatchDelay %v: err %v, want ok %v", tc.delay, err, tc.ok)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("ReadBatchDelay %v: %v is not ErrInvalidConfig", tc.delay, err)
+			}
+			continue
+		}
+		if cfg.ReadBatchDelay != tc.want {
+			t.Errorf("ReadBatchDelay %v became %v, want %v", tc.delay, cfg.ReadBatchDelay, tc.want)
+		}
+	}
+}
