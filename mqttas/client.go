@@ -182,6 +182,7 @@ func (c *Client) currentSession(ctx context.Context, waited bool) (*session, err
 func (c *Client) enqueue(ctx context.Context, s *session, it outItem) bool {
 	select {
 	case c.out <- it:
+		s.wake()
 		return true
 	case <-s.done:
 	case <-ctx.Done():

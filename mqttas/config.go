@@ -106,9 +106,9 @@ type Config struct {
 	// ReadBatchDelay is the longest the client lets the kernel hold received bytes so that, while a stream
 	// of small packets arrives, it is woken once per batch instead of once per packet (Linux, plain TCP:
 	// SO_RCVLOWAT). That saves the broker and this process a wakeup per packet: with mosquitto it halved
-	// the broker's CPU per message of a qos 0 stream. Only the tail of a burst can wait, never a lone packet
-	// or a PUBACK that the application waits for, and never longer than this. 0 means 250 µs; negative turns
-	// batching off.
+	// the broker's CPU per message of a qos 0 stream. A packet after a pause is never held; a batch is never
+	// larger than the PUBACKs of the requests in flight add up to; the tail of a burst waits at most this
+	// long. 0 means 100 µs; negative turns batching off.
 	ReadBatchDelay time.Duration
 
 	// WANCheckServer is the DNS server WANOK queries (host:port); "" means 8.8.8.8:53.

@@ -29,7 +29,16 @@
 // Every method is safe for concurrent use. Many goroutines may publish at qos 1 at once, each with its own
 // packet id in flight; no lock is held while waiting for an acknowledgement. Cancelling a call's context
 // never leaves a partial packet on the wire and never disturbs other callers. An idle connected client
-// runs three goroutines: a reader, a writer and a supervisor.
+// runs three goroutines (a reader, a writer and a supervisor, each parked on a minimal stack; pings run
+// from a timer) and holds no read or write buffer: about 14 KB in all.
+//
+// # Throughput
+//
+// Writes coalesce whatever is queued into one system call. While a stream of small packets arrives, the
+// reader asks the kernel (Linux, plain TCP) to wake it once per batch of bytes instead of once per packet,
+// which halves the broker's CPU per message of a qos 0 stream; Config.ReadBatchDelay bounds how long the
+// tail of a burst may wait for that (100 µs by default; negative turns it off). The PUBACKs for the
+// messages of one read go out in one write.
 //
 // # Differences from mqtt_as
 //

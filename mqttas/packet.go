@@ -1,7 +1,6 @@
 package mqttas
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -115,7 +114,13 @@ func readHeader(r io.ByteReader, limit int) (first byte, length int, err error) 
 
 // readPacket reads one whole packet from r. buf is scratch space that may be reused for the body of packets
 // whose contents are not retained; the returned packet never aliases it for a PUBLISH payload.
-func readPacket(r *bufio.Reader, limit int, buf []byte) (packet, []byte, error) {
+// packetReader is what packets are read from: the session's rxBuffer, or a bufio.Reader in tests.
+type packetReader interface {
+	io.Reader
+	io.ByteReader
+}
+
+func readPacket(r packetReader, limit int, buf []byte) (packet, []byte, error) {
 	first, n, err := readHeader(r, limit)
 	if err != nil {
 		return packet{}, buf, err

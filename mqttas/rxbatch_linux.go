@@ -4,11 +4,12 @@ import (
 	"errors"
 	"net"
 	"syscall"
+	"unsafe"
 )
 
-// batchSocket returns the kernel socket under conn when read batching can use it: a plain TCP
-// connection (not TLS, whose records the low-water mark would count).
-func batchSocket(conn net.Conn) syscall.RawConn {
+// kernelSocket returns the kernel socket under conn when it is a plain TCP connection (not TLS, whose
+// records a low-water mark would count).
+func kernelSocket(conn net.Conn) syscall.RawConn {
 	tc, ok := conn.(*net.TCPConn)
 	if !ok {
 		return nil
@@ -52,4 +53,22 @@ func readNoWait(rc syscall.RawConn, p []byte) (int, error) {
 		return 0, rerr
 	}
 	return max(n, 0), nil
+}
+
+// waitReadable waits until the socket has bytes to read (or an error or end of stream to report),
+// without reading them. It runs on the reader's stack while an idle client waits, so it keeps that
+// stack small: a bare recvfrom(MSG_PEEK), no Sockaddr decoding.
+func waitReadable(rc syscall.RawConn) error {
+	return rc.Read(peekReadable)
+}
+
+func peekReadable(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e != syscall.EINTR {
+			return e != syscall.EAGAIN
+		}
+	}
 }

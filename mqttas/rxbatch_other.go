@@ -8,9 +8,12 @@ import (
 	"syscall"
 )
 
-// batchSocket returns nil: read batching relies on Linux's SO_RCVLOWAT wakeup semantics.
-func batchSocket(net.Conn) syscall.RawConn { return nil }
+// kernelSocket returns nil: read batching relies on Linux's SO_RCVLOWAT wakeup semantics, and waiting
+// without a buffer on MSG_PEEK.
+func kernelSocket(net.Conn) syscall.RawConn { return nil }
 
 func setRcvLowat(syscall.RawConn, int) error { return errors.ErrUnsupported }
 
 func readNoWait(syscall.RawConn, []byte) (int, error) { return 0, nil }
+
+func waitReadable(syscall.RawConn) error { return nil }

@@ -39,7 +39,7 @@ func tcpPair(t *testing.T) (client, server *net.TCPConn) {
 func batchedRx(t *testing.T, delay time.Duration, acks func() int) (*rxConn, *net.TCPConn) {
 	t.Helper()
 	c, s := tcpPair(t)
-	sock := batchSocket(c)
+	sock := kernelSocket(c)
 	if sock == nil {
 		t.Skip("read batching is Linux-only")
 	}

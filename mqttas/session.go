@@ -1,15 +1,16 @@
 package mqttas
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -20,7 +21,7 @@ type session struct {
 	c     *Client
 	conn  net.Conn
 	rx    *rxConn // under br: the bytes the handshake read ahead stay buffered
-	br    *bufio.Reader
+	br    *rxBuffer
 	epoch uint64 // numbers sessions; stale queued packets are dropped by epoch
 
 	done    chan struct{} // closed when the session ends
@@ -28,8 +29,10 @@ type session struct {
 	err     error // why it ended; read only after done is closed
 	quiet   bool  // ended deliberately (Disconnect, Close): no outage is signalled
 
-	prio chan outItem // control packets (PINGREQ, PUBACK, DISCONNECT) that overtake queued publications
-	acks *[]byte      // PUBACKs the reader holds until it has dispatched what it has read (reader only)
+	prio    chan outItem    // control packets (PINGREQ, PUBACK, DISCONNECT) that overtake queued publications
+	kick    chan struct{}   // one token wakes the writer: something was queued, or the session ended
+	acks    *[]byte         // PUBACKs the reader holds until it has dispatched what it has read (reader only)
+	waiters []chan struct{} // closed once the writer's current batch is written (writer only)
 
 	lastRx     atomic.Int64 // unix nanos of the last byte received
 	handling   atomic.Bool  // the reader is inside OnMessage
@@ -79,14 +82,15 @@ func putBuf(b *[]byte) {
 	bufPool.Put(b)
 }
 
-func newSession(c *Client, conn net.Conn, rx *rxConn, br *bufio.Reader, epoch uint64) *session {
-	s := &session{c: c, conn: conn, rx: rx, br: br, epoch: epoch, done: make(chan struct{}), prio: make(chan outItem, 16),
+func newSession(c *Client, conn net.Conn, rx *rxConn, br *rxBuffer, epoch uint64) *session {
+	s := &session{c: c, conn: conn, rx: rx, br: br, epoch: epoch, done: make(chan struct{}), prio: make(chan outItem, 16), kick: make(chan struct{}, 1),
 		gone: make(chan struct{})}
 	s.lastRx.Store(time.Now().UnixNano())
 	rx.lastRx = &s.lastRx
+	br.quiet = true // the first packet of a session may be long in coming (a PINGRESP, say)
 	if d := c.cfg.ReadBatchDelay; d > 0 {
-		if sock := batchSocket(conn); sock != nil {
-			rx.batch.init(sock, d, func() int { return len(c.slots) })
+		if rx.sock != nil {
+			rx.batch.init(rx.sock, d, func() int { return len(c.slots) })
 		}
 	}
 	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())
@@ -99,6 +103,7 @@ func (s *session) end(err error, quiet bool) {
 		s.err = err
 		s.quiet = quiet
 		close(s.done)
+		s.wake()
 		s.hookCancel()
 		_ = s.conn.Close()
 	})
@@ -117,6 +122,7 @@ func (s *session) alive() bool {
 func (s *session) sendPrio(it outItem) bool {
 	select {
 	case s.prio <- it:
+		s.wake()
 		return true
 	case <-s.done:
 		return false
@@ -147,12 +153,57 @@ func (w txConn) Write(b []byte) (int, error) {
 }
 
 // writeLoop writes queued packets, coalescing whatever is ready into one write. The batch buffer is
-// borrowed from the pool only while there is something to write: an idle client holds none.
+// borrowed from the pool only while there is something to write: an idle client holds none. It parks on
+// one plain receive (kick), the shallowest way to park, so an idle writer's stack stays at (or shrinks
+// back to) the minimum.
 func (s *session) writeLoop() {
+	for {
+		if it, ok := s.poll(); ok {
+			if !s.writeBatch(it) {
+				return
+			}
+			continue
+		}
+		if !s.alive() {
+			return
+		}
+		<-s.kick
+	}
+}
+
+// wake makes the writer look at its queues (and at done) again.
+func (s *session) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// poll returns a queued packet without waiting, control packets first.
+func (s *session) poll() (outItem, bool) {
+	select {
+	case it := <-s.prio:
+		return it, true
+	default:
+	}
+	select {
+	case it := <-s.prio:
+		return it, true
+	case it := <-s.c.out:
+		return it, true
+	default:
+		return outItem{}, false
+	}
+}
+
+// writeBatch writes first and whatever else is ready without blocking (a bounded batch: the flush also
+// wakes Disconnect) in one write. false means the session has ended.
+//
+//go:noinline
+func (s *session) writeBatch(first outItem) bool {
 	c := s.c
 	w := txConn{s.conn, c.cfg.ResponseTime}
 	var batch *[]byte
-	var waiters []chan struct{}
 	flush := func() {
 		if batch != nil && len(*batch) > 0 {
 			if _, err := w.Write(*batch); err != nil {
@@ -178,45 +229,28 @@ func (s *session) writeLoop() {
 			putBuf(it.buf)
 		}
 		if it.done != nil {
-			waiters = append(waiters, it.done)
+			s.waiters = append(s.waiters, it.done)
 		}
 	}
-	for {
+	write(first)
+drain:
+	for n := 0; n < maxBatch && s.alive(); n++ {
 		select {
 		case it := <-s.prio:
 			write(it)
+		case it := <-c.out:
+			write(it)
 		default:
-			select {
-			case it := <-s.prio:
-				write(it)
-			case it := <-c.out:
-				write(it)
-			case <-s.done:
-				return
-			}
-		}
-		// Take what else is ready without blocking (a bounded batch: the flush also wakes Disconnect), then
-		// write once.
-	drain:
-		for n := 0; n < maxBatch && s.alive(); n++ {
-			select {
-			case it := <-s.prio:
-				write(it)
-			case it := <-c.out:
-				write(it)
-			default:
-				break drain
-			}
-		}
-		flush()
-		for _, w := range waiters {
-			close(w)
-		}
-		waiters = waiters[:0]
-		if !s.alive() {
-			return
+			break drain
 		}
 	}
+	flush()
+	for _, w := range s.waiters {
+		close(w)
+	}
+	clear(s.waiters)
+	s.waiters = s.waiters[:0]
+	return s.alive()
 }
 
 // rxConn records when bytes arrive and, while a packet is half read, applies ResponseTime as an inactivity
@@ -225,10 +259,24 @@ func (s *session) writeLoop() {
 type rxConn struct {
 	conn   net.Conn
 	rt     time.Duration
-	lastRx *atomic.Int64 // the session's; nil during the handshake
-	armed  bool          // inside a packet
-	set    bool          // a read deadline is set on the socket
-	batch  rxBatcher     // between packets, once the session is up
+	lastRx *atomic.Int64   // the session's; nil during the handshake
+	armed  bool            // inside a packet
+	set    bool            // a read deadline is set on the socket
+	batch  rxBatcher       // between packets, once the session is up
+	sock   syscall.RawConn // the kernel socket under conn (plain TCP), or nil
+}
+
+// waitReadable waits, between packets and without a buffer, until bytes can be read. Where conn is not
+// a kernel socket it returns at once (the read then waits with the buffer).
+func (r *rxConn) waitReadable() error {
+	if r.sock == nil || r.armed || r.batch.waiting() {
+		return nil
+	}
+	if r.set {
+		_ = r.conn.SetReadDeadline(time.Time{})
+		r.set = false
+	}
+	return waitReadable(r.sock)
 }
 
 func (r *rxConn) Read(p []byte) (int, error) {
@@ -264,54 +312,71 @@ func (r *rxConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readLoop reads and dispatches packets until the connection fails.
+// readLoop reads and dispatches packets until the connection fails. Between packets it parks in a
+// shallow call chain (the packet work is in readPacketAndDispatch), so the stack of an idle client's
+// reader stays at the minimum, or shrinks back to it at the next GC after a burst.
 func (s *session) readLoop() {
-	c := s.c
-	rx := s.rx
-	limit := c.cfg.MaxPacketSize
 	var scratch []byte
 	for {
 		if s.br.Buffered() == 0 {
-			s.flushAcks()    // before waiting for more: the broker must not wait for PUBACKs we hold
-			rx.armed = false // the next read starts a packet: no deadline, or a batch's
-		}
-		first, err := s.br.ReadByte()
-		if err != nil {
-			s.end(readErr(err), false)
-			return
-		}
-		rx.armed = true
-		_ = s.br.UnreadByte()
-		p, buf, err := readPacket(s.br, limit, scratch)
-		scratch = buf
-		if cap(scratch) > maxPooledBuf {
-			scratch = nil // a large packet's buffer is not kept (mqtt_as's never shrank)
-		}
-		if err != nil {
-			var pe *ProtocolError
-			if errors.As(err, &pe) {
-				c.stats.protocolErrors.Add(1)
-				c.log.Warn("mqttas: protocol error, resetting the connection", "err", err, "first", first)
+			s.flushAcks()      // before waiting for more: the broker must not wait for PUBACKs we hold
+			s.br.release()     // a quiet connection waits without a buffer
+			s.rx.armed = false // the next read starts a packet: no deadline, or a batch's
+			if err := s.br.waitQuiet(); err != nil {
+				s.end(readErr(err), false)
+				return
 			}
-			s.end(readErr(err), false)
-			return
 		}
-		if s.rxWaitOn.Load() {
-			s.rxMu.Lock()
-			if s.rxWait != nil {
-				close(s.rxWait)
-				s.rxWait = nil
-			}
-			s.rxWaitOn.Store(false)
-			s.rxMu.Unlock()
-		}
-		if err := s.dispatch(p); err != nil {
-			c.stats.protocolErrors.Add(1)
-			c.log.Warn("mqttas: protocol error, resetting the connection", "err", err)
-			s.end(err, false)
+		var ok bool
+		if scratch, ok = s.readPacketAndDispatch(scratch); !ok {
 			return
 		}
 	}
+}
+
+// readPacketAndDispatch reads one packet and acts on it; false means the session has ended. scratch is
+// the body buffer carried from packet to packet.
+//
+//go:noinline
+func (s *session) readPacketAndDispatch(scratch []byte) ([]byte, bool) {
+	c := s.c
+	first, err := s.br.ReadByte()
+	if err != nil {
+		s.end(readErr(err), false)
+		return scratch, false
+	}
+	s.rx.armed = true
+	_ = s.br.UnreadByte()
+	p, buf, err := readPacket(s.br, c.cfg.MaxPacketSize, scratch)
+	scratch = buf
+	if cap(scratch) > maxPooledBuf {
+		scratch = nil // a large packet's buffer is not kept (mqtt_as's never shrank)
+	}
+	if err != nil {
+		var pe *ProtocolError
+		if errors.As(err, &pe) {
+			c.stats.protocolErrors.Add(1)
+			c.log.Warn("mqttas: protocol error, resetting the connection", "err", err, "first", first)
+		}
+		s.end(readErr(err), false)
+		return scratch, false
+	}
+	if s.rxWaitOn.Load() {
+		s.rxMu.Lock()
+		if s.rxWait != nil {
+			close(s.rxWait)
+			s.rxWait = nil
+		}
+		s.rxWaitOn.Store(false)
+		s.rxMu.Unlock()
+	}
+	if err := s.dispatch(p); err != nil {
+		c.stats.protocolErrors.Add(1)
+		c.log.Warn("mqttas: protocol error, resetting the connection", "err", err)
+		s.end(err, false)
+		return scratch, false
+	}
+	return scratch, true
 }
 
 func readErr(err error) error {
@@ -385,39 +450,42 @@ func (s *session) waitRx() <-chan struct{} {
 	return s.rxWait
 }
 
-// keepAlive pings every interval from connection time and applies the silence rule: the broker is dead
-// after 4 whole ping intervals without a received byte. It returns when the session ends or stop closes.
-func (s *session) keepAlive(stop <-chan struct{}, linkLost <-chan struct{}) {
-	c := s.c
-	every := c.pingEvery
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-stop:
-			return
-		case <-linkLost:
-			s.end(ErrLinkDown, false)
-			return
-		case now := <-t.C:
-			b := getBuf()
-			*b = append(*b, pingreqBytes...)
-			select {
-			case s.prio <- outItem{buf: b, epoch: s.epoch, pooled: true}:
-			default: // the writer is stuck; its write deadline will end the session
-				putBuf(b)
-			}
-			if s.handling.Load() {
-				continue // the reader is in OnMessage, not reading: silence is not the broker's
-			}
-			last := max(s.lastRx.Load(), s.handlerEnd.Load())
-			if silent := now.Sub(time.Unix(0, last)); silent/every >= 4 {
-				s.end(fmt.Errorf("%w: nothing received for %v (%d ping intervals)", ErrTimeout,
-					silent.Round(time.Millisecond), silent/every), false)
-				return
-			}
+// startPings pings every interval from connection time and applies the silence rule: the broker is dead
+// after 4 whole ping intervals without a received byte. The pings run from a timer, not from a goroutine
+// waiting on a ticker: an idle client keeps no goroutine for them. The returned func stops them.
+func (s *session) startPings() (stop func()) {
+	every := s.c.pingEvery
+	var t *time.Timer
+	t = time.AfterFunc(time.Duration(math.MaxInt64), func() {
+		if s.ping(time.Now()) && s.alive() {
+			t.Reset(every)
 		}
+	})
+	t.Reset(every) // armed only now that t is set
+	return func() { t.Stop() }
+}
+
+// ping queues a PINGREQ and applies the silence rule at now; false when it ended the session.
+//
+//go:noinline
+func (s *session) ping(now time.Time) bool {
+	every := s.c.pingEvery
+	b := getBuf()
+	*b = append(*b, pingreqBytes...)
+	select {
+	case s.prio <- outItem{buf: b, epoch: s.epoch, pooled: true}:
+		s.wake()
+	default: // the writer is stuck; its write deadline will end the session
+		putBuf(b)
 	}
+	if s.handling.Load() {
+		return true // the reader is in OnMessage, not reading: silence is not the broker's
+	}
+	last := max(s.lastRx.Load(), s.handlerEnd.Load())
+	if silent := now.Sub(time.Unix(0, last)); silent/every >= 4 {
+		s.end(fmt.Errorf("%w: nothing received for %v (%d ping intervals)", ErrTimeout,
+			silent.Round(time.Millisecond), silent/every), false)
+		return false
+	}
+	return true
 }

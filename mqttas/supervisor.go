@@ -1,7 +1,6 @@
 package mqttas
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -57,20 +56,21 @@ func (c *Client) connect(ctx context.Context, quick bool) error {
 		}
 		return err
 	}
-	// Every goroutine starts from the supervisor, itself started under mu while not closed, so Close's
-	// wg.Wait never races a wg.Add from a zero count.
+	// The supervisor is started under mu while not closed, and the session's goroutines (goUp) while it
+	// runs, so Close's wg.Wait never races a wg.Add from a zero count. goUp runs here, not on the
+	// supervisor: its calls would grow the supervisor's stack, which an idle client keeps.
 	run, stopRun := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
 	upDone := make(chan struct{})
 	c.run, c.stopRun, c.runDone = run, stopRun, runDone
 	c.wg.Go(func() {
 		defer close(runDone)
-		c.goUp(s, false)
-		close(upDone)
+		<-upDone
 		c.supervise(run, s)
 	})
 	c.mu.Unlock()
-	<-upDone
+	c.goUp(s, false)
+	close(upDone)
 	return nil
 }
 
@@ -199,8 +199,8 @@ func (c *Client) dialSession(parent context.Context, clean bool) (*session, erro
 	if _, err := conn.Write(b); err != nil {
 		return fail(conn, err)
 	}
-	rx := &rxConn{conn: conn, rt: c.cfg.ResponseTime}
-	br := bufio.NewReaderSize(rx, ioBufSize)
+	rx := &rxConn{conn: conn, rt: c.cfg.ResponseTime, sock: kernelSocket(conn)}
+	br := newRxBuffer(rx)
 	p, _, err := readPacket(br, 4, nil)
 	switch {
 	case errors.Is(err, io.EOF):
@@ -274,15 +274,24 @@ func (c *Client) goDown(s *session) {
 	c.notifyLink(false)
 }
 
-// supervise keeps the client connected until run ends: it runs each session's keepalive, and after an
-// outage reconnects with backoff. It never gives up and never dies on an error.
+// supervise keeps the client connected until run ends: it pings on each session, and after an outage
+// reconnects with backoff. It never gives up and never dies on an error.
 func (c *Client) supervise(run context.Context, s *session) {
 	for {
-		var lost <-chan struct{}
+		stopPings := s.startPings()
 		if c.cfg.Link != nil {
-			lost = c.cfg.Link.Lost()
+			select {
+			case <-s.done:
+			case <-run.Done():
+			case <-c.cfg.Link.Lost():
+				s.end(ErrLinkDown, false)
+			}
+		} else {
+			// One plain receive: the shallowest way to park, so the stack of an idle client's supervisor
+			// stays at (or shrinks back to) the minimum. Disconnect and Close end the session they stop.
+			<-s.done
 		}
-		s.keepAlive(run.Done(), lost)
+		stopPings()
 		if run.Err() != nil {
 			return
 		}
