@@ -20,7 +20,8 @@ import (
 const (
 	minBatchBytes = 64                    // smaller batches are not worth a system call
 	maxBatchBytes = ioBufSize             // a batch fills the read buffer
-	capRelax      = 50 * time.Millisecond // how long a lowered cap stays before it doubles again
+	capRelax      = 50 * time.Millisecond // how long a lowered cap stays before it doubles again...
+	maxCapRelax   = 2 * time.Second       // ...doubling (up to this) each time the raised cap failed at once
 )
 
 // rxBatcher sets a socket's receive low-water mark from the incoming byte rate. The zero value is off.
@@ -31,6 +32,7 @@ type rxBatcher struct {
 	lowat int             // the socket's low-water mark now; ≤ 1 means no batching
 	cap   int             // bound on the batch, lowered when a deadline fires with bytes waiting (see held)
 	capAt time.Time       // when cap last changed
+	relax time.Duration   // how long a lowered cap stays; grows while raising it keeps failing
 	rate  float64         // bytes per nanosecond, a moving average over reads
 	last  time.Time       // when the previous read returned
 	// strikes counts deadlines in a row that fired with bytes waiting; fresh is false after one until a
@@ -42,7 +44,8 @@ type rxBatcher struct {
 
 func (b *rxBatcher) init(sock syscall.RawConn, delay time.Duration, acks func() int) {
 	now := time.Now()
-	*b = rxBatcher{sock: sock, delay: delay, acks: acks, lowat: 1, cap: maxBatchBytes, capAt: now, last: now}
+	*b = rxBatcher{sock: sock, delay: delay, acks: acks, lowat: 1, cap: maxBatchBytes, capAt: now, last: now,
+		relax: capRelax}
 }
 
 // waiting reports whether the next read waits for a batch, and so needs a deadline of b.delay.
@@ -62,7 +65,7 @@ func (b *rxBatcher) observe(n int) {
 	}
 	b.fresh = true
 	b.rate += (float64(n)/float64(max(dt, time.Microsecond)) - b.rate) / 4
-	if b.cap < maxBatchBytes && now.Sub(b.capAt) >= capRelax {
+	if b.cap < maxBatchBytes && now.Sub(b.capAt) >= b.relax {
 		b.cap = min(2*b.cap, maxBatchBytes)
 		b.capAt = now
 	}
@@ -70,7 +73,9 @@ func (b *rxBatcher) observe(n int) {
 	if b.rate*float64(b.delay) >= 2*minBatchBytes {
 		want = b.cap
 		if k := b.acks(); k > 0 {
-			want = min(want, 4*k) // a PUBACK is 4 bytes
+			// Half of what their PUBACKs (4 bytes each) add up to: waiting for all of them would drain the
+			// publishers' pipeline before refilling it.
+			want = min(want, 2*k)
 		}
 		if want = floorPow2(want); want < minBatchBytes {
 			want = 1
@@ -93,8 +98,14 @@ func (b *rxBatcher) held(p []byte) (int, error) {
 		return 0, err // the ordinary read waits for the next packet, or sees the end
 	}
 	if b.strikes++; b.strikes >= 2 {
+		now := time.Now()
+		if b.cap > floorPow2(n) && now.Sub(b.capAt) < 2*b.relax {
+			b.relax = min(2*b.relax, maxCapRelax) // the cap was raised too soon: keep it lower for longer
+		} else {
+			b.relax = capRelax
+		}
 		b.cap = floorPow2(n)
-		b.capAt = time.Now()
+		b.capAt = now
 		b.strikes = 0
 	}
 	b.fresh = false
