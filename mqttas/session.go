@@ -157,15 +157,12 @@ func (w txConn) Write(b []byte) (int, error) {
 // one plain receive (kick), the shallowest way to park, so an idle writer's stack stays at (or shrinks
 // back to) the minimum.
 func (s *session) writeLoop() {
-	for {
+	for s.alive() { // checked first: a qos 0 publication taken after the end would be lost, not carried over
 		if it, ok := s.poll(); ok {
 			if !s.writeBatch(it) {
 				return
 			}
 			continue
-		}
-		if !s.alive() {
-			return
 		}
 		<-s.kick
 	}
