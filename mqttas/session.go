@@ -166,11 +166,14 @@ func (s *session) writeLoop() {
 			continue
 		}
 		<-s.kick
-		if len(s.c.slots) >= 8 {
-			// Many requests in flight: PUBACKs are waking their publishers right now. Let those queue
-			// their next publications first, so one write carries several (measured: 1.15 -> 0.9 writes
-			// per message with 64 in flight, and 5% less client CPU).
-			runtime.Gosched()
+		if n := len(s.c.slots); n >= 8 {
+			// Many requests in flight: PUBACKs are waking their publishers right now. Let them queue their
+			// next publications first (yielding at most 32 times, a few µs, while fewer than half have), so
+			// one write carries many. Measured with 64 in flight: 1.15 -> 0.5 writes per message, 20% less
+			// client CPU, 1.35x -> 1.5-1.6x paho's throughput.
+			for i := 0; i < 32 && len(s.c.out) < n/2; i++ {
+				runtime.Gosched()
+			}
 		}
 	}
 }
