@@ -34,11 +34,12 @@
 //
 // # Throughput
 //
-// Writes coalesce whatever is queued into one system call. While a stream of small packets arrives, the
-// reader asks the kernel (Linux, plain TCP) to wake it once per batch of bytes instead of once per packet,
-// which halves the broker's CPU per message of a qos 0 stream; Config.ReadBatchDelay bounds how long the
-// tail of a burst may wait for that (100 µs by default; negative turns it off). The PUBACKs for the
-// messages of one read go out in one write.
+// Writes coalesce whatever is queued into one system call; with many qos 1 publications in flight the writer
+// first lets the publishers that PUBACKs just released queue their next ones (a bounded yield, a few µs), so
+// one write carries many. While a stream of small packets arrives, the reader asks the kernel (Linux, plain
+// TCP) to wake it once per batch of bytes instead of once per packet, which halves the broker's CPU per
+// message of a qos 0 stream; Config.ReadBatchDelay bounds how long the tail of a burst may wait for that
+// (100 µs by default; negative turns it off). The PUBACKs for the messages of one read go out in one write.
 //
 // # Differences from mqtt_as
 //
