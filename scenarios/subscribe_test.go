@@ -14,6 +14,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/ledger/ledgermatch"
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
+	"github.com/mqttas/mqttas-go/harness/rig"
 	"github.com/mqttas/mqttas-go/mqttas"
 )
 
@@ -126,23 +127,7 @@ var _ = Describe("resubscribing on reconnection with Clean=true", Label("subscri
 			<-ctx.Done() // held until its connection ends
 		}
 		c := connectMqttas(ctx, cfg)
-		Eventually(resubscribed).WithTimeout(sessionRecovery).Should(Receive())
-
-		seq := uint64(0)
-		deliverSome := func(what string) {
-			GinkgoHelper()
-			publishViaObserver(ctx, r, "obs", filter, seq+1, seq+5)
-			seq += 5
-			Eventually(ctx, func() bool { return got.has(filter, seq) }).WithTimeout(sessionRecovery).Should(BeTrue(), what)
-		}
-		deliverSome("deliveries on the first connection")
-		for i, f := range []faults.Fault{faults.Reset(), faults.Down()} {
-			// The broker forgets a clean session's subscriptions with its connection.
-			r.Ledger.Unsubscribe(cfg.ClientID, filter, time.Now())
-			Expect(r.During(ctx, f, 500*time.Millisecond)).To(Succeed())
-			Eventually(resubscribed).WithTimeout(sessionRecovery).Should(Receive(), "the hook resubscribed after outage %d", i+1)
-			deliverSome(fmt.Sprintf("deliveries after outage %d (%s)", i+1, f.Name))
-		}
+		seq := deliverAcrossOutages(ctx, r, cfg.ClientID, filter, got, resubscribed, "the hook resubscribed")
 
 		st := c.Stats()
 		Expect(st.Outages).To(BeNumerically(">=", 2))
@@ -196,22 +181,7 @@ var _ = Describe("resubscribing on reconnection with Clean=true", Label("subscri
 				got.record(m)
 			}
 		})
-		Eventually(resubscribed).WithTimeout(sessionRecovery).Should(Receive())
-
-		seq := uint64(0)
-		deliverSome := func(what string) {
-			GinkgoHelper()
-			publishViaObserver(ctx, r, "obs", filter, seq+1, seq+5)
-			seq += 5
-			Eventually(ctx, func() bool { return got.has(filter, seq) }).WithTimeout(sessionRecovery).Should(BeTrue(), what)
-		}
-		deliverSome("deliveries on the first connection")
-		for i, f := range []faults.Fault{faults.Reset(), faults.Down()} {
-			r.Ledger.Unsubscribe(cfg.ClientID, filter, time.Now())
-			Expect(r.During(ctx, f, 500*time.Millisecond)).To(Succeed())
-			Eventually(resubscribed).WithTimeout(sessionRecovery).Should(Receive(), "resubscribed on Up after outage %d", i+1)
-			deliverSome(fmt.Sprintf("deliveries after outage %d (%s)", i+1, f.Name))
-		}
+		seq := deliverAcrossOutages(ctx, r, cfg.ClientID, filter, got, resubscribed, "resubscribed on Up")
 
 		st := c.Stats()
 		Expect(st.Outages).To(BeNumerically(">=", 2))
@@ -224,3 +194,29 @@ var _ = Describe("resubscribing on reconnection with Clean=true", Label("subscri
 		Expect(res).To(ledgermatch.BeValidDelivery())
 	}, SpecTimeout(time.Minute))
 })
+
+// deliverAcrossOutages is what both resubscription specs check once the application has subscribed (a
+// value on resubscribed): five deliveries on the first connection, then, after a reset and after the link
+// was down, the application's resubscription (how it happened: how) and five more deliveries. It returns
+// the last sequence number published.
+func deliverAcrossOutages(ctx context.Context, r *rig.Rig, clientID, filter string, got *deliveryLog,
+	resubscribed <-chan struct{}, how string) uint64 {
+	GinkgoHelper()
+	Eventually(resubscribed).WithTimeout(sessionRecovery).Should(Receive())
+	seq := uint64(0)
+	deliverSome := func(what string) {
+		GinkgoHelper()
+		publishViaObserver(ctx, r, "obs", filter, seq+1, seq+5)
+		seq += 5
+		Eventually(ctx, func() bool { return got.has(filter, seq) }).WithTimeout(sessionRecovery).Should(BeTrue(), what)
+	}
+	deliverSome("deliveries on the first connection")
+	for i, f := range []faults.Fault{faults.Reset(), faults.Down()} {
+		// The broker forgets a clean session's subscriptions with its connection.
+		r.Ledger.Unsubscribe(clientID, filter, time.Now())
+		Expect(r.During(ctx, f, 500*time.Millisecond)).To(Succeed())
+		Eventually(resubscribed).WithTimeout(sessionRecovery).Should(Receive(), "%s after outage %d", how, i+1)
+		deliverSome(fmt.Sprintf("deliveries after outage %d (%s)", i+1, f.Name))
+	}
+	return seq
+}
