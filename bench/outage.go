@@ -104,21 +104,35 @@ func recoverAfterHeal(ctx context.Context, c clients.Client, log *eventLog, heal
 	return t, nil
 }
 
+// connectTracked connects a tracked client of lib through r for one trial. stop heals the link and closes
+// the client.
+func connectTracked(ctx context.Context, r *rig.Rig, lib string, o clients.Options) (clients.Client, *eventLog, func(), error) {
+	c, log, err := newTracked(r, lib, o)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stop := func() {
+		_ = r.Heal(context.WithoutCancel(ctx))
+		_ = c.Close()
+	}
+	if err := c.Connect(ctx); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return c, log, stop, nil
+}
+
 // silentTrial blackholes the link both ways (no FIN, no RST), measures how long the client takes to
 // notice, waits until a reconnection attempt is pending in the blackhole, heals, and measures the
 // recovery.
 func silentTrial(ctx context.Context, r *rig.Rig, s Settings, lib, id string) (OutageTrial, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	c, log, err := newTracked(r, lib, s.Options(id, true))
+	c, log, stop, err := connectTracked(ctx, r, lib, s.Options(id, true))
 	if err != nil {
 		return OutageTrial{}, err
 	}
-	defer c.Close()
-	defer r.Heal(context.WithoutCancel(ctx))
-	if err := c.Connect(ctx); err != nil {
-		return OutageTrial{}, err
-	}
+	defer stop()
 	// A random phase against both clients' keepalive schedules (paho pings at most every KeepAlive plus
 	// a check interval of KeepAlive/4; mqttas every KeepAlive/4).
 	sleep(ctx, time.Second+rand.N(s.KeepAlive+s.KeepAlive/4))
@@ -156,15 +170,11 @@ func silentTrial(ctx context.Context, r *rig.Rig, s Settings, lib, id string) (O
 func downTrial(ctx context.Context, r *rig.Rig, s Settings, lib, id string, hold time.Duration) (OutageTrial, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	c, log, err := newTracked(r, lib, s.Options(id, true))
+	c, log, stop, err := connectTracked(ctx, r, lib, s.Options(id, true))
 	if err != nil {
 		return OutageTrial{}, err
 	}
-	defer c.Close()
-	defer r.Heal(context.WithoutCancel(ctx))
-	if err := c.Connect(ctx); err != nil {
-		return OutageTrial{}, err
-	}
+	defer stop()
 	sleep(ctx, 500*time.Millisecond)
 	t0 := time.Now()
 	if err := r.Link.Down(ctx); err != nil {
