@@ -106,11 +106,7 @@ func (b *rxBuffer) Read(p []byte) (int, error) {
 			return 0, b.readErr()
 		}
 		if len(p) >= ioBufSize {
-			n, err := b.rx.Read(p)
-			if n < 0 {
-				n = 0
-			}
-			return n, err
+			return b.rx.Read(p)
 		}
 		b.fill()
 		if b.r == b.w {
