@@ -14,8 +14,16 @@ import (
 // the stream has paused and batching stops, so the next packet wakes the reader at once. If bytes were
 // waiting twice in a row, the sender waits for this side before sending more (a closed loop, such as a
 // broker's window of qos 1 messages in flight): batches are capped below what arrived, for capRelax.
-// Requests this client has in flight cap the batch at the size of their acknowledgements, so a
-// publisher waiting for PUBACKs is never held.
+//
+// Batching starts only for a stream that would fill a whole batch within the delay, and stops when the
+// stream falls below two minimal batches per delay (the gap between the two keeps a stream that dips for
+// a moment batched). The rate is measured over windows of at least the delay, not per read, so one read
+// that happens to find two packets does not look like a stream: a request/response exchange (one qos 1
+// publication at a time, mirrored to a subscriber) is never batched, and keeps its latency.
+//
+// Requests this client has in flight cap the batch at half the size of their acknowledgements, so a
+// publisher waiting for PUBACKs is never held for all of them, and one with few in flight (under 32) not
+// at all. With more in flight their PUBACKs are due, so they are read in batches as soon as any arrive.
 
 const (
 	minBatchBytes = 64                    // smaller batches are not worth a system call
@@ -33,8 +41,9 @@ type rxBatcher struct {
 	cap   int             // bound on the batch, lowered when a deadline fires with bytes waiting (see held)
 	capAt time.Time       // when cap last changed
 	relax time.Duration   // how long a lowered cap stays; grows while raising it keeps failing
-	rate  float64         // bytes per nanosecond, a moving average over reads
-	last  time.Time       // when the previous read returned
+	rate  float64         // bytes per nanosecond over the last complete window
+	win   int             // bytes read in the current window...
+	winAt time.Time       // ...which began then and completes once it spans at least delay
 	// strikes counts deadlines in a row that fired with bytes waiting; fresh is false after one until a
 	// batch read returns in time.
 	strikes int
@@ -44,44 +53,52 @@ type rxBatcher struct {
 
 func (b *rxBatcher) init(sock syscall.RawConn, delay time.Duration, acks func() int) {
 	now := time.Now()
-	*b = rxBatcher{sock: sock, delay: delay, acks: acks, lowat: 1, cap: maxBatchBytes, capAt: now, last: now,
+	*b = rxBatcher{sock: sock, delay: delay, acks: acks, lowat: 1, cap: maxBatchBytes, capAt: now, winAt: now,
 		relax: capRelax}
 }
 
 // waiting reports whether the next read waits for a batch, and so needs a deadline of b.delay.
 func (b *rxBatcher) waiting() bool { return b.lowat > 1 }
 
-// observe records a read of n bytes and sets the low-water mark for the next one. Batching is on while
-// the bytes arriving within the delay would make two minimal batches, and then waits for a full one.
+// observe records a read of n bytes and sets the low-water mark for the next one.
 func (b *rxBatcher) observe(n int) {
 	if b.sock == nil || n <= 0 {
 		return
 	}
 	now := time.Now()
-	dt := now.Sub(b.last)
-	b.last = now
 	if b.waiting() && b.fresh {
 		b.strikes = 0 // a batch came in time
 	}
 	b.fresh = true
-	b.rate += (float64(n)/float64(max(dt, time.Microsecond)) - b.rate) / 4
+	b.win += n
+	if span := now.Sub(b.winAt); span >= b.delay {
+		b.rate = float64(b.win) / float64(span)
+		b.win, b.winAt = 0, now
+	}
 	if b.cap < maxBatchBytes && now.Sub(b.capAt) >= b.relax {
 		b.cap = min(2*b.cap, maxBatchBytes)
 		b.capAt = now
 	}
-	want := 1
-	if b.rate*float64(b.delay) >= 2*minBatchBytes {
-		want = b.cap
-		if k := b.acks(); k > 0 {
-			// Half of what their PUBACKs (4 bytes each) add up to: waiting for all of them would drain the
-			// publishers' pipeline before refilling it.
-			want = min(want, 2*k)
-		}
-		if want = floorPow2(want); want < minBatchBytes {
-			want = 1
-		}
+	b.set(b.want())
+}
+
+// want returns the low-water mark for the next read: 1 (no batching) or a batch size.
+func (b *rxBatcher) want() int {
+	want, k := b.cap, b.acks()
+	var stream bool
+	if k > 0 {
+		// Half of what their PUBACKs (4 bytes each) add up to: waiting for all of them would drain the
+		// publishers' pipeline before refilling it. They are due, so they batch as soon as bytes flow.
+		want = min(want, 2*k)
+		stream = b.rate > 0
+	} else {
+		perDelay := b.rate * float64(b.delay)
+		stream = perDelay >= maxBatchBytes || b.waiting() && perDelay >= 2*minBatchBytes
 	}
-	b.set(want)
+	if want = floorPow2(want); want < minBatchBytes || !stream {
+		return 1
+	}
+	return want
 }
 
 // held is called when a batch read's deadline fired: fewer than the low-water mark arrived within the
@@ -95,6 +112,7 @@ func (b *rxBatcher) held(p []byte) (int, error) {
 	if n <= 0 || err != nil {
 		b.set(1)
 		b.rate, b.strikes = 0, 0
+		b.win, b.winAt = 0, time.Now()
 		return 0, err // the ordinary read waits for the next packet, or sees the end
 	}
 	if b.strikes++; b.strikes >= 2 {

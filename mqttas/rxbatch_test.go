@@ -246,3 +246,61 @@ func TestReadBatchDelayConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestReadBatchingLeavesAModerateStreamAlone(t *testing.T) {
+	// 80-byte packets about 200 µs apart (at most 400 bytes per millisecond), each sent once the previous
+	// one was read: a request/response exchange such as one qos 1 publication at a time, mirrored to a
+	// subscriber. It would never fill a batch within the delay, so batching must not start: every packet
+	// is read as it arrives, none waits for a deadline.
+	rx, srv := batchedRx(t, time.Millisecond, func() int { return 0 })
+	next := make(chan struct{})
+	const packets = 1000
+	go func() {
+		p := bytes.Repeat([]byte{'m'}, 80)
+		for range packets {
+			for start := time.Now(); time.Since(start) < 200*time.Microsecond; {
+				runtime.Gosched() // time.Sleep's granularity is too coarse for this pace on some machines
+			}
+			if _, err := srv.Write(p); err != nil {
+				return
+			}
+			if _, ok := <-next; !ok {
+				return
+			}
+		}
+	}()
+	defer close(next)
+	var highest int
+	for range packets {
+		readN(t, rx, 80, &highest)
+		next <- struct{}{}
+	}
+	if highest > 1 || rx.batch.helds > 0 {
+		t.Errorf("a moderate request/response stream was batched: low-water mark reached %d, %d deadlines fired",
+			highest, rx.batch.helds)
+	}
+}
+
+func TestReadBatchingGathersTheAcknowledgementsOfManyRequests(t *testing.T) {
+	// 64 publications in flight, their PUBACKs trickling in at 25 per millisecond (a busy broker): they
+	// are due, so they are read in batches (half of them at most), not one wakeup per PUBACK.
+	rx, srv := batchedRx(t, time.Millisecond, func() int { return 64 })
+	const acks = 2500
+	go func() {
+		ack := fbAck(typePuback, 1)
+		for range acks {
+			for start := time.Now(); time.Since(start) < 40*time.Microsecond; {
+				runtime.Gosched()
+			}
+			if _, err := srv.Write(ack); err != nil {
+				return
+			}
+		}
+	}()
+	var highest int
+	readN(t, rx, acks*4, &highest)
+	if highest < minBatchBytes || highest > 2*64 {
+		t.Errorf("low-water mark reached %d while PUBACKs for 64 requests trickled in, want %d to %d",
+			highest, minBatchBytes, 2*64)
+	}
+}
