@@ -67,15 +67,17 @@ func readN(t *testing.T, rx *rxConn, n int, maxLowat *int) []byte {
 }
 
 func TestReadBatchingEngagesOnAStreamAndStopsWhenItPauses(t *testing.T) {
-	rx, srv := batchedRx(t, 100*time.Microsecond, func() int { return 0 })
+	rx, srv := batchedRx(t, time.Millisecond, func() int { return 0 })
 	const total = 256 << 10
 	want := make([]byte, total)
 	for i := range want {
 		want[i] = byte(i * 7)
 	}
 	go func() {
-		for off := 0; off < total; off += 80 { // 80-byte writes: a stream of small packets
-			if _, err := srv.Write(want[off:min(off+80, total)]); err != nil {
+		// 400-byte writes, five 80-byte packets each (as a broker forwarding a burst): a stream of small
+		// packets fast enough to fill a batch per delay even under the race detector.
+		for off := 0; off < total; off += 400 {
+			if _, err := srv.Write(want[off:min(off+400, total)]); err != nil {
 				return
 			}
 		}
@@ -86,7 +88,7 @@ func TestReadBatchingEngagesOnAStreamAndStopsWhenItPauses(t *testing.T) {
 		t.Fatal("bytes read through batching differ from those written")
 	}
 	if highest < maxBatchBytes {
-		t.Errorf("low-water mark reached %d during a 256 KiB stream of 80-byte writes, want %d", highest, maxBatchBytes)
+		t.Errorf("low-water mark reached %d during a 256 KiB stream of 400-byte writes, want %d", highest, maxBatchBytes)
 	}
 	// The stream pauses; a lone packet arrives later. Batching must have stopped by then (the deadline
 	// fired with nothing waiting), so the packet is read as such, not after a batch's deadline.
