@@ -40,7 +40,7 @@
 // TCP) to wake it once per batch of bytes instead of once per packet, which halves the broker's CPU per
 // message of a qos 0 stream; Config.ReadBatchDelay bounds how long the tail of a burst may wait for that
 // (1 ms by default; negative turns it off). Only a stream that would fill a batch within that delay is
-// batched, so a request/response exchange keeps its latency. The PUBACKs for the messages of one read go
+// batched, so a slower one keeps its latency. The PUBACKs for the messages of one read go
 // out in one write.
 //
 // # Differences from mqtt_as

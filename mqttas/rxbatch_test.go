@@ -66,6 +66,13 @@ func readN(t *testing.T, rx *rxConn, n int, maxLowat *int) []byte {
 	return out
 }
 
+// spinFor waits d without sleeping: time.Sleep's granularity is too coarse for a pace of tens of µs.
+func spinFor(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+		runtime.Gosched()
+	}
+}
+
 func TestReadBatchingEngagesOnAStreamAndStopsWhenItPauses(t *testing.T) {
 	rx, srv := batchedRx(t, time.Millisecond, func() int { return 0 })
 	const total = 256 << 10
@@ -260,9 +267,7 @@ func TestReadBatchingLeavesAModerateStreamAlone(t *testing.T) {
 	go func() {
 		p := bytes.Repeat([]byte{'m'}, 80)
 		for range packets {
-			for start := time.Now(); time.Since(start) < 200*time.Microsecond; {
-				runtime.Gosched() // time.Sleep's granularity is too coarse for this pace on some machines
-			}
+			spinFor(200 * time.Microsecond)
 			if _, err := srv.Write(p); err != nil {
 				return
 			}
@@ -291,9 +296,7 @@ func TestReadBatchingGathersTheAcknowledgementsOfManyRequests(t *testing.T) {
 	go func() {
 		ack := fbAck(typePuback, 1)
 		for range acks {
-			for start := time.Now(); time.Since(start) < 40*time.Microsecond; {
-				runtime.Gosched()
-			}
+			spinFor(40 * time.Microsecond)
 			if _, err := srv.Write(ack); err != nil {
 				return
 			}
