@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -11,6 +12,9 @@ type Goal struct {
 	Goal     string `json:"goal"`
 	Measured string `json:"measured"`
 	Status   string `json:"status"` // "met", "MISSED" or "not measured"
+	// Limit says, for a goal relative to paho, what bounds any client in this run: the broker's ceiling
+	// for a throughput, the raw-socket floor for a latency.
+	Limit string `json:"limit,omitempty"`
 }
 
 const (
@@ -62,9 +66,12 @@ func benchGoals(r *BenchReport) []Goal {
 		gs = append(gs, g)
 	}
 	ratio("qos 0 throughput ≥ 1.2× paho", "qos0.rate", false, func(x float64) bool { return x >= 1.2 })
+	gs[len(gs)-1].Limit = brokerCeiling(r, "qos0", 1.2)
 	ratio("qos 0 throughput ≥ 95% of mosquitto_pub/sub", "qos0.rate", true, func(x float64) bool { return x >= 0.95 })
 	ratio("qos 1 with 64 in flight ≥ 1.5× paho", "qos1win.rate", false, func(x float64) bool { return x >= 1.5 })
+	gs[len(gs)-1].Limit = brokerCeiling(r, "qos1win", 1.5)
 	ratio("qos 1 sequential Publish p50 ≤ 0.9× paho", "qos1seq.p50", false, func(x float64) bool { return x <= 0.9 })
+	gs[len(gs)-1].Limit = latencyFloor(r, "qos1seq.p50", 0.9)
 	value("≤ 10 allocations per message: Publish qos 0", "allocs.publish-qos0", false, fmtFloat1, func(x float64) bool { return x <= 10 })
 	value("≤ 10 allocations per message: Publish qos 1", "allocs.publish-qos1", false, fmtFloat1, func(x float64) bool { return x <= 10 })
 	value("≤ 3 goroutines per idle client", "idle.goroutines", false, fmtFloat1, func(x float64) bool { return x <= 3 })
@@ -76,11 +83,80 @@ func benchGoals(r *BenchReport) []Goal {
 	return gs
 }
 
-// GoalsTable renders goals as a table.
+// brokerCeiling says how fast the broker could go at all: at the CPU per message it spent in mqttas's
+// rounds, one whole core delivers 1/cpu messages a second. Compared, round by round, with paho's rate in
+// the same round, that is the highest ratio any client could reach against paho; below the goal, the goal
+// is out of reach on this broker and machine whatever the client does.
+func brokerCeiling(r *BenchReport, prefix string, goal float64) string {
+	cpu, rate := r.Metric(prefix+".cpu_broker"), r.Metric(prefix+".rate")
+	if cpu == nil || rate == nil {
+		return ""
+	}
+	c, p := cpu.Values[MQTTAS], rate.Values[Paho]
+	n := min(len(c), len(p))
+	if n == 0 {
+		return ""
+	}
+	ceil, vsPaho := make([]float64, n), make([]float64, n)
+	for i := range n {
+		ceil[i], vsPaho[i] = math.NaN(), math.NaN()
+		if c[i] > 0 {
+			ceil[i] = 1e6 / c[i] // µs per message → messages per second
+			vsPaho[i] = ceil[i] / p[i]
+		}
+	}
+	cs, rs := Summarize(ceil), Summarize(vsPaho)
+	if !cs.Valid() || !rs.Valid() {
+		return ""
+	}
+	verdict := "within reach"
+	if rs.Median < goal {
+		verdict = "out of reach for any client"
+	}
+	return fmt.Sprintf("broker ceiling %s msg/s (a whole core at its CPU per message in mqttas's rounds) = %s paho: %s",
+		fmtRate(cs.Median), fmtRatio(rs.Median), verdict)
+}
+
+// latencyFloor compares the goal with the raw-socket floor: no client can be faster than a goroutine
+// doing blocking reads and writes on its own socket.
+func latencyFloor(r *BenchReport, id string, goal float64) string {
+	m := r.Metric(id)
+	if m == nil {
+		return ""
+	}
+	raw, paho := m.Values[RawName], m.Values[Paho]
+	if len(raw) == 0 || len(paho) == 0 {
+		return ""
+	}
+	rs := Ratios(raw, paho)
+	if !rs.Valid() {
+		return ""
+	}
+	verdict := "within reach"
+	if rs.Median > goal {
+		verdict = "out of reach for any client"
+	}
+	return fmt.Sprintf("raw-socket floor %s = %s paho; the goal leaves a client %s above it: %s",
+		fmtUS(m.Summary[RawName].Median), fmtRatio(rs.Median),
+		fmtUS(max(goal*m.Summary[Paho].Median-m.Summary[RawName].Median, 0)), verdict)
+}
+
+// GoalsTable renders goals as a table, with a column for their limits when any goal has one.
 func GoalsTable(title string, gs []Goal) *Table {
 	t := &Table{Title: title, Header: []string{"goal (mqttas)", "measured", "status"}}
+	limits := false
 	for _, g := range gs {
-		t.AddRow(g.Goal, g.Measured, g.Status)
+		limits = limits || g.Limit != ""
+	}
+	if limits {
+		t.Header = append(t.Header, "limit in this run")
+	}
+	for _, g := range gs {
+		row := []string{g.Goal, g.Measured, g.Status}
+		if limits {
+			row = append(row, g.Limit)
+		}
+		t.AddRow(row...)
 	}
 	return t
 }

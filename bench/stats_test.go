@@ -161,6 +161,9 @@ func TestGoalsAndTables(t *testing.T) {
 	r.metric("qos0.rate", "", "", "", nil).set(ToolsName, 0, 140)
 	set("qos1win.rate", 100, 100)
 	set("qos1seq.p50", 80, 100)
+	r.metric("qos1seq.p50", "", "", "", nil).set(RawName, 0, 95) // the floor is 0.95× paho: 0.9× is out of reach
+	set("qos0.cpu_broker", 5000, 5000)                           // a whole core: 200 msg/s, 2× paho
+	set("qos1win.cpu_broker", 8000, 8000)                        // 125 msg/s: 1.25× paho, short of 1.5×
 	set("allocs.publish-qos0", 1, 20)
 	set("idle.goroutines", 3, 10)
 	set("idle.heap+stack", 40, 100)
@@ -168,9 +171,22 @@ func TestGoalsAndTables(t *testing.T) {
 	for _, m := range r.Metrics {
 		m.finish()
 	}
-	got := map[string]string{}
+	got, limits := map[string]string{}, map[string]string{}
 	for _, g := range benchGoals(r) {
-		got[g.Goal] = g.Status
+		got[g.Goal], limits[g.Goal] = g.Status, g.Limit
+	}
+	for goal, want := range map[string]string{
+		"qos 0 throughput ≥ 1.2× paho":             "broker ceiling 200 msg/s (a whole core at its CPU per message in mqttas's rounds) = 2.00× paho: within reach",
+		"qos 1 with 64 in flight ≥ 1.5× paho":      "broker ceiling 125 msg/s (a whole core at its CPU per message in mqttas's rounds) = 1.25× paho: out of reach for any client",
+		"qos 1 sequential Publish p50 ≤ 0.9× paho": "raw-socket floor 95 µs = 0.95× paho; the goal leaves a client 0 µs above it: out of reach for any client",
+		"≤ 3 goroutines per idle client":           "",
+	} {
+		if limits[goal] != want {
+			t.Errorf("limit of %q:\n got %q\nwant %q", goal, limits[goal], want)
+		}
+	}
+	if md := GoalsTable("Goals", benchGoals(r)).Markdown(); !strings.Contains(md, "| limit in this run |") {
+		t.Errorf("goals table without the limit column:\n%s", md)
 	}
 	for goal, want := range map[string]string{
 		"qos 0 throughput ≥ 1.2× paho":                         goalMet,
