@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"math"
 	"strings"
 	"time"
 )
@@ -92,20 +91,12 @@ func brokerCeiling(r *BenchReport, prefix string, goal float64) string {
 	if cpu == nil || rate == nil {
 		return ""
 	}
-	c, p := cpu.Values[MQTTAS], rate.Values[Paho]
-	n := min(len(c), len(p))
-	if n == 0 {
-		return ""
+	c := cpu.Values[MQTTAS]
+	ceil := make([]float64, len(c))
+	for i, us := range c {
+		ceil[i] = 1e6 / us // µs per message → messages per second (a failed or zero reading is skipped below)
 	}
-	ceil, vsPaho := make([]float64, n), make([]float64, n)
-	for i := range n {
-		ceil[i], vsPaho[i] = math.NaN(), math.NaN()
-		if c[i] > 0 {
-			ceil[i] = 1e6 / c[i] // µs per message → messages per second
-			vsPaho[i] = ceil[i] / p[i]
-		}
-	}
-	cs, rs := Summarize(ceil), Summarize(vsPaho)
+	cs, rs := Summarize(ceil), Ratios(ceil, rate.Values[Paho])
 	if !cs.Valid() || !rs.Valid() {
 		return ""
 	}
