@@ -28,7 +28,7 @@ import (
 
 var _ = Describe("security", Label("security"), func() {
 	It("carries qos 1 over TLS through link resets and a blackhole with nothing lost", Label("tls", "reset", "blackhole"), func(ctx SpecContext) {
-		f := newTLSFixture() // helpers_b's CA and server certificate
+		f := newTLSFixture() // a CA and its server certificate
 		b, l := startBrokerBehindLink(ctx, f.brokerOptions())
 		led := ledger.New(time.Now())
 		tlsCfg := &tls.Config{RootCAs: f.trusted, MinVersion: tls.VersionTLS12}
