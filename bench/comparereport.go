@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// GapCheck is one of paho's known gaps (shared/notes/go-clients.md), checked against what a scenario
+// GapCheck is one of paho's known gaps (from reading its code and its issue tracker), checked against what a scenario
 // actually showed, with mqttas in the same scenario for contrast.
 type GapCheck struct {
 	Gap      string `json:"gap"`
@@ -354,8 +354,8 @@ func (r *CompareReport) Markdown() string {
 	for _, g := range r.Gaps {
 		gt.AddRow(g.Gap, g.Scenario, g.Status, g.Paho, g.MQTTAS)
 	}
-	gt.Notes = []string{"A gap counts as observed when any round shows it. The notes in shared/notes/go-clients.md came " +
-		"from code reading and a separate proxy; these are what this harness measured."}
+	gt.Notes = []string{"A gap counts as observed when any round shows it. The gaps were found by reading paho's code and issues; " +
+		"these are what this harness measured."}
 	b.WriteString(gt.Markdown())
 	b.WriteString("\n")
 	st := &Table{Title: "Scenarios", Header: []string{"scenario", "what happens"}}

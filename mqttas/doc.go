@@ -45,11 +45,12 @@
 //
 // # Differences from mqtt_as
 //
-// The port fixes mqtt_as's defects (spec §14): CONNACK session present is accepted; a clean EOF is an
+// BEHAVIOUR.md in this module describes what mqtt_as does and is cited as "spec §N" in the code. The port
+// fixes mqtt_as's defects (spec §14): CONNACK session present is accepted; a clean EOF is an
 // outage at once; an acknowledgement for an unknown or completed packet id is ignored, not an outage;
 // SUBACK 0x80 is an error from Subscribe, not an endless reconnect; the queue holds exactly QueueLen;
 // reconnection backs off; every packet is framed by its length; lengths are bytes and topics must be
 // valid UTF-8; waiting calls are woken by events, not polling; the host is resolved on every reconnect;
-// WANOK holds no lock; no event follows a deliberate Disconnect. CLAIMS.md maps each claim of the
-// specification and each fixed defect to the test that proves it.
+// WANOK holds no lock; no event follows a deliberate Disconnect. CLAIMS.md maps each claim of
+// BEHAVIOUR.md and each fixed defect to the test that proves it.
 package mqttas

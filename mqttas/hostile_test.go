@@ -1,6 +1,6 @@
 package mqttas
 
-// Hostile brokers (issue 7). Each episode plays a broker that breaks the protocol or the transport in one
+// Hostile brokers. Each episode plays a broker that breaks the protocol or the transport in one
 // way while a qos 1 publisher runs through it, and checks the same promises every time:
 //
 //   - a clear error, or a protocol error that is logged and counted in Stats().ProtocolErrors;

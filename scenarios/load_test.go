@@ -1,6 +1,6 @@
 package scenarios
 
-// Load (issue 7): N mqttas clients on one broker through the faulty link, each publishing on its own topic
+// Load: N mqttas clients on one broker through the faulty link, each publishing on its own topic
 // and subscribed to its neighbour's, all at qos 1 with persistent sessions, through several resets of
 // every connection at once. Afterwards every client is closed and the process must be back where it
 // started: no goroutine and no file descriptor left.

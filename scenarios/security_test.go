@@ -1,6 +1,6 @@
 package scenarios
 
-// TLS and authentication against the real broker (issue 7). Certificates are made at test time; password
+// TLS and authentication against the real broker. Certificates are made at test time; password
 // files are made with mosquitto_passwd. connect_test.go covers a TLS server signed by an unknown CA,
 // anonymous clients and a wrong password on the first Connect (CONNACK 5); these specs cover the rest:
 // TLS under faults, client certificates, an expired server certificate, and credentials revoked while the
