@@ -338,7 +338,7 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, reta
 	if err := checkQoS(qos); err != nil {
 		return err
 	}
-	if err := checkTopicName(topic); err != nil {
+	if err := CheckTopic(topic); err != nil {
 		return err
 	}
 	if n := publishLength(topic, payload, qos); n > c.cfg.MaxPacketSize {
@@ -381,7 +381,7 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
 	if err := checkQoS(qos); err != nil {
 		return err
 	}
-	if err := checkTopicFilter(filter); err != nil {
+	if err := CheckFilter(filter); err != nil {
 		return err
 	}
 	if n := 5 + len(filter); n > c.cfg.MaxPacketSize {
@@ -409,7 +409,7 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
 // Unsubscribe removes a subscription and returns once the broker acknowledges. Unsubscribing a filter
 // never subscribed succeeds.
 func (c *Client) Unsubscribe(ctx context.Context, filter string) error {
-	if err := checkTopicFilter(filter); err != nil {
+	if err := CheckFilter(filter); err != nil {
 		return err
 	}
 	if n := 4 + len(filter); n > c.cfg.MaxPacketSize {

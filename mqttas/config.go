@@ -228,7 +228,7 @@ func (c *Config) validate() error {
 		c.WANCheckTimeout = defaultWANTimeout
 	}
 	if w := c.Will; w != nil {
-		if err := checkTopicName(w.Topic); err != nil {
+		if err := CheckTopic(w.Topic); err != nil {
 			return invalidConfig("Will: %v", err)
 		}
 		if err := checkQoS(w.QoS); err != nil {

@@ -180,7 +180,7 @@ func decode(first byte, body []byte) (packet, error) {
 			}
 			rest = rest[2:]
 		}
-		if err := checkTopicName(p.topic); err != nil {
+		if err := CheckTopic(p.topic); err != nil {
 			return p, protoErr(p.typ, "%v", err)
 		}
 		p.body = append(make([]byte, 0, len(rest)), rest...)

@@ -110,26 +110,3 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		}
 	}
 }
-
-func TestTopicValidation(t *testing.T) {
-	for _, bad := range []string{"", "a/+", "a/#", "a\x00b", string([]byte{0xff, 0xfe}), strings.Repeat("x", 65536)} {
-		if err := checkTopicName(bad); !errors.Is(err, ErrInvalidTopic) {
-			t.Errorf("topic %.20q: got %v", bad, err)
-		}
-	}
-	for _, good := range []string{"a", "a/b", "/", "ü/€", "$SYS/x"} {
-		if err := checkTopicName(good); err != nil {
-			t.Errorf("topic %q: %v", good, err)
-		}
-	}
-	for _, bad := range []string{"", "a/#/b", "a#", "a/b+", "+a"} {
-		if err := checkTopicFilter(bad); !errors.Is(err, ErrInvalidTopic) {
-			t.Errorf("filter %q: got %v", bad, err)
-		}
-	}
-	for _, good := range []string{"#", "+", "a/+/b", "a/#", "+/+/#"} {
-		if err := checkTopicFilter(good); err != nil {
-			t.Errorf("filter %q: %v", good, err)
-		}
-	}
-}

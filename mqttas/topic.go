@@ -21,35 +21,38 @@ func checkString(what, s string) error {
 	return nil
 }
 
-// checkTopicName validates a topic a PUBLISH is sent to: no wildcards.
-func checkTopicName(topic string) error {
+// CheckTopic reports whether topic is a valid topic name to publish to (MQTT 3.1.1 §4.7): not empty, a valid
+// MQTT string, no wildcards. The error wraps ErrInvalidTopic. Publish and Config.Will apply it.
+func CheckTopic(topic string) error {
 	if topic == "" {
-		return fmt.Errorf("%w: empty topic", ErrInvalidTopic)
+		return fmt.Errorf("%w: the topic is empty", ErrInvalidTopic)
 	}
-	if err := checkString("topic", topic); err != nil {
+	if err := checkString("the topic", topic); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidTopic, err)
 	}
 	if strings.ContainsAny(topic, "+#") {
-		return fmt.Errorf("%w: wildcard in a publish topic %q", ErrInvalidTopic, topic)
+		return fmt.Errorf("%w: %q: a topic to publish to cannot contain the wildcards + or #", ErrInvalidTopic, topic)
 	}
 	return nil
 }
 
-// checkTopicFilter validates a subscription filter: '#' only as the whole last level, '+' only as a whole level.
-func checkTopicFilter(filter string) error {
+// CheckFilter reports whether filter is a valid topic filter to subscribe to (MQTT 3.1.1 §4.7): not empty, a
+// valid MQTT string, '#' only as the whole last level, '+' only as a whole level. The error wraps
+// ErrInvalidTopic. Subscribe and Unsubscribe apply it.
+func CheckFilter(filter string) error {
 	if filter == "" {
-		return fmt.Errorf("%w: empty topic filter", ErrInvalidTopic)
+		return fmt.Errorf("%w: the topic filter is empty", ErrInvalidTopic)
 	}
-	if err := checkString("topic filter", filter); err != nil {
+	if err := checkString("the topic filter", filter); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidTopic, err)
 	}
 	levels := strings.Split(filter, "/")
 	for i, l := range levels {
 		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
-			return fmt.Errorf("%w: '#' must be the whole last level in %q", ErrInvalidTopic, filter)
+			return fmt.Errorf("%w: %q: '#' must be the whole last level of a filter", ErrInvalidTopic, filter)
 		}
 		if strings.Contains(l, "+") && l != "+" {
-			return fmt.Errorf("%w: '+' must be a whole level in %q", ErrInvalidTopic, filter)
+			return fmt.Errorf("%w: %q: '+' must be a whole level of a filter", ErrInvalidTopic, filter)
 		}
 	}
 	return nil

@@ -299,29 +299,6 @@ func TestPrinter(t *testing.T) {
 	}
 }
 
-func TestTopicChecks(t *testing.T) {
-	for _, ok := range []string{"a", "a/b", "/", "a//b", "$SYS/x"} {
-		if err := checkTopic(ok); err != nil {
-			t.Errorf("checkTopic(%q): %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "a/#", "+", "a\x00", "\xff"} {
-		if checkTopic(bad) == nil {
-			t.Errorf("checkTopic(%q) accepted", bad)
-		}
-	}
-	for _, ok := range []string{"#", "+", "a/+/b", "a/#", "+/+", "/#"} {
-		if err := checkFilter(ok); err != nil {
-			t.Errorf("checkFilter(%q): %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "a#", "#/a", "a/b+", "a\x00"} {
-		if checkFilter(bad) == nil {
-			t.Errorf("checkFilter(%q) accepted", bad)
-		}
-	}
-}
-
 // The reporter numbers outages, says how the link came back, and prints client warnings. (The outage's
 // reason, Client.LastError, is checked where real outages happen: TestInProcessCleanSessionOutages.)
 func TestReporter(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mqttas/mqttas-go/mqttas"
 )
@@ -218,53 +217,6 @@ func (l *stringList) String() string { return strings.Join(*l, ",") }
 
 func (l *stringList) Set(s string) error {
 	*l = append(*l, s)
-	return nil
-}
-
-// checkMQTTString applies MQTT 3.1.1 §1.5.3: at most 65535 bytes of valid UTF-8 without U+0000.
-func checkMQTTString(s string) error {
-	switch {
-	case len(s) > 65535:
-		return fmt.Errorf("is %d bytes, over the 65535 MQTT allows", len(s))
-	case !utf8.ValidString(s):
-		return errors.New("is not valid UTF-8")
-	case strings.IndexByte(s, 0) >= 0:
-		return errors.New("contains U+0000")
-	}
-	return nil
-}
-
-// checkTopic validates a topic to publish to (no wildcards).
-func checkTopic(t string) error {
-	if t == "" {
-		return usagef("-t: the topic is empty")
-	}
-	if err := checkMQTTString(t); err != nil {
-		return usagef("-t %q: the topic %v", t, err)
-	}
-	if strings.ContainsAny(t, "+#") {
-		return usagef("-t %q: a topic to publish to cannot contain the wildcards + or #", t)
-	}
-	return nil
-}
-
-// checkFilter validates a subscription filter: '#' only as the whole last level, '+' only as a whole level.
-func checkFilter(f string) error {
-	if f == "" {
-		return usagef("-t: the topic filter is empty")
-	}
-	if err := checkMQTTString(f); err != nil {
-		return usagef("-t %q: the topic filter %v", f, err)
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
-			return usagef("-t %q: '#' must be the whole last level of a filter", f)
-		}
-		if strings.Contains(l, "+") && l != "+" {
-			return usagef("-t %q: '+' must be a whole level of a filter", f)
-		}
-	}
 	return nil
 }
 

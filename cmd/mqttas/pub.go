@@ -80,8 +80,8 @@ func (f *pubFlags) check() error {
 	default:
 		return usagef("-t given %d times: pub publishes to one topic", len(f.topics))
 	}
-	if err := checkTopic(f.topics[0]); err != nil {
-		return err
+	if err := mqttas.CheckTopic(f.topics[0]); err != nil {
+		return usagef("-t: %v", err)
 	}
 	sources := 0
 	for _, set := range []bool{f.hasMsg, f.null, f.file != "", f.stdin, f.lines} {

@@ -59,8 +59,8 @@ func (f *subFlags) check() error {
 		return usagef("no topic filter: give at least one with -t")
 	}
 	for _, t := range f.topics {
-		if err := checkFilter(t); err != nil {
-			return err
+		if err := mqttas.CheckFilter(t); err != nil {
+			return usagef("-t: %v", err)
 		}
 	}
 	if f.count < 0 {
