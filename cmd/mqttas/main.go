@@ -5,7 +5,8 @@
 //	mqttas sub -h broker -t 'sensors/#' -q 1 -c -i logger -v
 //
 // Exit codes: 0 done, 1 usage error, 2 the first connection (or subscription) was refused or failed,
-// 3 interrupted (SIGINT or SIGTERM) before the planned work was done. Run "mqttas pub --help" for the flags.
+// 3 interrupted (SIGINT or SIGTERM) before the planned work was done. sub without -C has no planned end: a
+// signal stops it with 0, as it does mosquitto_sub. Run "mqttas pub --help" for the flags.
 package main
 
 import (

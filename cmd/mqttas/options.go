@@ -21,7 +21,7 @@ const (
 	exitOK          = 0 // the planned work is done
 	exitUsage       = 1 // bad flags or arguments, or a local error (unreadable file, failed output)
 	exitConnect     = 2 // the first connection, or the first subscription, was refused or failed
-	exitInterrupted = 3 // SIGINT or SIGTERM arrived before the planned work was done
+	exitInterrupted = 3 // SIGINT or SIGTERM arrived before the planned work was done (sub without -C: never)
 )
 
 // usageError is a command line mistake: run prints it with a hint and exits 1.
@@ -248,6 +248,7 @@ func printUsage(w io.Writer, fs *flag.FlagSet, synopsis string) {
 
 const exitCodesHelp = `
 Exit codes: 0 done; 1 usage error; 2 the first connection (or subscription) was refused or failed;
-3 interrupted by SIGINT/SIGTERM before the work was done (a second signal abandons the work in flight).
+3 interrupted by SIGINT/SIGTERM before the work was done (a second signal abandons the work in flight);
+sub without -C has no planned end: a signal stops it with 0, as it does mosquitto_sub.
 Outages after the first connection are ridden through and reported on stderr.
 `

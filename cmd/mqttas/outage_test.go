@@ -141,8 +141,8 @@ func TestRideThroughOutages(t *testing.T) {
 		if err := drain.cmd.Process.Signal(syscall.SIGTERM); err != nil && err != os.ErrProcessDone {
 			t.Error(err)
 		}
-		if code := drain.wait(10 * time.Second); code != exitInterrupted {
-			t.Errorf("drain sub: exit %d, want %d after SIGTERM", code, exitInterrupted)
+		if code := drain.wait(10 * time.Second); code != exitOK {
+			t.Errorf("drain sub: exit %d, want %d after SIGTERM", code, exitOK)
 		}
 		tally(drain.stdout.String())
 		if !ok {
@@ -273,10 +273,10 @@ func TestInProcessCleanSessionOutages(t *testing.T) {
 	}
 	waitFor(t, linkOut, "ip/last final\n")
 	cancel()
-	if code := waitLinkSub(10 * time.Second); code != exitInterrupted {
+	if code := waitLinkSub(10 * time.Second); code != exitOK {
 		t.Errorf("sub through the link: exit %d", code)
 	}
-	if code := waitDirectSub(10 * time.Second); code != exitInterrupted {
+	if code := waitDirectSub(10 * time.Second); code != exitOK {
 		t.Errorf("direct sub: exit %d", code)
 	}
 	errs := linkSubErr.String()

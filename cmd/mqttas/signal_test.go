@@ -14,7 +14,7 @@ import (
 )
 
 // SIGINT stops pub after the publication in flight: the subscriber has received exactly the messages pub
-// says it published, in order, and none after; pub exits 3. SIGTERM stops sub with exit 3. pub's
+// says it published, in order, and none after; pub exits 3. SIGTERM stops sub (no -C) with exit 0. pub's
 // PUBACKs are delayed by the link, so the signal lands while a publication waits for its acknowledgement.
 func TestInterruptFinishesInFlight(t *testing.T) {
 	buildBinary(t)
@@ -68,8 +68,8 @@ func TestInterruptFinishesInFlight(t *testing.T) {
 	if err := sub.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := sub.wait(10 * time.Second); code != exitInterrupted {
-		t.Errorf("sub after SIGTERM: exit %d, want %d; stderr:\n%s", code, exitInterrupted, sub.stderr)
+	if code := sub.wait(10 * time.Second); code != exitOK {
+		t.Errorf("sub after SIGTERM: exit %d, want %d; stderr:\n%s", code, exitOK, sub.stderr)
 	}
 	if want := "interrupted after " + strconv.Itoa(k+1) + " messages; disconnecting"; !strings.Contains(sub.stderr.String(), want) {
 		t.Errorf("sub stderr %q lacks %q", sub.stderr, want)
@@ -98,5 +98,38 @@ func TestInterruptFinishesInFlight(t *testing.T) {
 	}
 	if code := pub.wait(5 * time.Second); code != exitInterrupted || !strings.Contains(pub.stderr.String(), "interrupted again: abandoning") {
 		t.Errorf("pub after a second SIGINT: exit %d; stderr:\n%s", code, pub.stderr)
+	}
+}
+
+// SIGINT stops a sub without -C with exit 0, as it does mosquitto_sub: it has no planned end, so the signal
+// cuts nothing short. A sub with -C that has not yet received its N messages exits 3.
+func TestSubInterruptExitCode(t *testing.T) {
+	buildBinary(t)
+	port := strconv.Itoa(startMosquitto(t, "allow_anonymous true"))
+	conn := []string{"-h", "127.0.0.1", "-p", port}
+	if code, _, errs := runCLI(t, context.Background(), append([]string{"pub", "-t", "int/ready", "-m", "ready", "-r"}, conn...)...); code != 0 {
+		t.Fatalf("retained pub: exit %d, %s", code, errs)
+	}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  int
+	}{
+		{"without -C", nil, exitOK},
+		{"-C 5 after 1 message", []string{"-C", "5"}, exitInterrupted},
+	} {
+		sub := startProc(t, "sub "+tc.name, append(append([]string{"sub", "-t", "int/ready"}, conn...), tc.flags...)...)
+		if !sub.waitOutput(10*time.Second, func(s string) bool { return s == "ready\n" }) {
+			t.Fatalf("sub %s did not subscribe; stderr:\n%s", tc.name, sub.stderr)
+		}
+		if err := sub.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if code := sub.wait(10 * time.Second); code != tc.want {
+			t.Errorf("sub %s after SIGINT: exit %d, want %d; stderr:\n%s", tc.name, code, tc.want, sub.stderr)
+		}
+		if want := "interrupted after 1 message; disconnecting"; !strings.Contains(sub.stderr.String(), want) {
+			t.Errorf("sub %s stderr %q lacks %q", tc.name, sub.stderr, want)
+		}
 	}
 }

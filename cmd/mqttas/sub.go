@@ -199,23 +199,26 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		break
 	}
+	interrupted := false
 	if code == 0 {
 		select {
 		case <-p.done:
 		case <-ctx.Done():
-			code = exitInterrupted
+			interrupted = true
 		}
 	}
 	n, werr := p.finish()
-	if code == exitInterrupted && werr == nil && f.count > 0 && n >= f.count {
-		code = exitOK // the interrupt raced the last message: the work was done
-	}
 	switch {
 	case werr != nil:
 		fmt.Fprintf(stderr, "mqttas sub: writing a message: %v\n", werr)
 		code = exitUsage
-	case code == exitInterrupted:
+	case interrupted:
 		rep.printf("interrupted after %d message%s; disconnecting", n, plural(n))
+		// Without -C a signal is the way to stop sub, so it ends the work rather than cutting it short
+		// (mosquitto_sub exits 0 too). With -C only an interrupt before the Nth message is one.
+		if f.count > 0 && n < f.count {
+			code = exitInterrupted
+		}
 	}
 	disconnect(c, f.responseTime, "sub", stderr)
 	rep.summary(fmt.Sprintf("done: %d received", n), f.debug)
