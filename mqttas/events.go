@@ -6,43 +6,44 @@ import (
 	"sync/atomic"
 )
 
-// Event is a flag that goroutines can wait on, like mqtt_as's asyncio events: Set wakes every waiter and the
-// flag stays set until Clear. The client sets Up after every successful connection and Down after every
-// detected outage; it never clears them: the application does, typically right after Wait returns.
+// Event is a flag that goroutines can wait on, like mqtt_as's asyncio events: setting it wakes every waiter
+// and the flag stays set until Clear. Only the client sets it (Up after every successful connection, Down
+// after every detected outage), so an application cannot fake a connection or an outage; the client never
+// clears it: the application does, typically right after Wait returns.
 type Event struct {
-	mu  sync.Mutex
-	set bool
-	ch  chan struct{} // closed while set; nil until first needed
+	mu    sync.Mutex
+	isSet bool
+	ch    chan struct{} // closed while set; nil until first needed
 }
 
 func (e *Event) chLocked() chan struct{} {
 	if e.ch == nil {
 		e.ch = make(chan struct{})
-		if e.set {
+		if e.isSet {
 			close(e.ch)
 		}
 	}
 	return e.ch
 }
 
-// Set sets the flag and wakes every waiter.
-func (e *Event) Set() {
+// set sets the flag and wakes every waiter.
+func (e *Event) set() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.set {
-		e.set = true
+	if !e.isSet {
+		e.isSet = true
 		if e.ch != nil {
 			close(e.ch)
 		}
 	}
 }
 
-// Clear resets the flag; later Waits block until the next Set.
+// Clear resets the flag; later Waits block until the client sets it again.
 func (e *Event) Clear() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.set {
-		e.set = false
+	if e.isSet {
+		e.isSet = false
 		e.ch = nil
 	}
 }
@@ -51,7 +52,7 @@ func (e *Event) Clear() {
 func (e *Event) IsSet() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.set
+	return e.isSet
 }
 
 // Wait blocks until the flag is set or ctx ends.

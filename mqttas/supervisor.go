@@ -243,7 +243,7 @@ func (c *Client) goUp(s *session, reconnect bool) {
 	if reconnect {
 		c.stats.reconnects.Add(1)
 	}
-	c.up.Set()
+	c.up.set()
 	c.notifyLink(true)
 	if h := c.cfg.OnConnect; h != nil && c.queue == nil {
 		c.wg.Go(func() { h(s.hookCtx, c) })
@@ -270,7 +270,7 @@ func (c *Client) goDown(s *session) {
 	c.mu.Unlock()
 	c.stats.outages.Add(1)
 	c.log.Info("mqttas: outage", "err", s.err)
-	c.down.Set()
+	c.down.set()
 	c.notifyLink(false)
 }
 
