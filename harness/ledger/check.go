@@ -305,6 +305,7 @@ func (l *Ledger) Check() Result {
 			}
 			r.Recovered = append(r.Recovered, rec)
 		}
+		dups := len(r.Duplicated)
 		for sub := range h.subs {
 			di, ok := dels[subKey{k, uint32(sub)}]
 			if !ok {
@@ -315,6 +316,9 @@ func (l *Ledger) Check() Result {
 				r.DuplicateDeliveries += d.count - 1
 			}
 		}
+		// By name, not by the order subscribers were first seen, which a
+		// history read back does not keep.
+		slices.SortFunc(r.Duplicated[dups:], func(a, b Duplicate) int { return cmp.Compare(a.Subscriber, b.Subscriber) })
 	}
 	r.Lost, r.Dropped = applyDrops(r.Lost, drops)
 	r.Latency = quantiles(lat)

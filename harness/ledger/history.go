@@ -5,25 +5,47 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
+// Kinds of history line, as Event.Kind names them.
+const (
+	KindInvoke      = "invoke"
+	KindOK          = "ok"
+	KindFail        = "fail"
+	KindInfo        = "info"
+	KindDeliver     = "deliver"
+	KindUnexpected  = "unexpected"
+	KindSubscribe   = "subscribe"   // a subscription window opens (Ledger.Subscribe)
+	KindUnsubscribe = "unsubscribe" // it closes; Op is the index of its subscribe line
+	KindDrops       = "drops"       // Ledger.ExpectDrops, summed per subscriber
+)
+
 // Event is one history line in exported form, for reports and artifacts.
+// The lines Events yields are everything Check reads, so a history written
+// by WriteJSONL and read back by ReadJSONL checks to the same Result.
 type Event struct {
 	Index      int           `json:"i"`
 	At         time.Duration `json:"at_ns"` // since the ledger's start
-	Kind       string        `json:"kind"`  // invoke, ok, fail, info, deliver, unexpected
+	Kind       string        `json:"kind"`  // one of the Kind constants
 	ID         ID            `json:"id,omitzero"`
-	Op         int           `json:"op,omitempty"` // completions: index of the invoke
+	Op         int           `json:"op,omitempty"` // completions: index of the invoke; unsubscribe: of the subscribe
 	Subscriber string        `json:"subscriber,omitempty"`
 	QoS        byte          `json:"qos,omitempty"`
 	Dup        bool          `json:"dup,omitempty"`
 	Retain     bool          `json:"retain,omitempty"`
 	Err        string        `json:"err,omitempty"`
-	Topic      string        `json:"topic,omitempty"`  // unexpected deliveries
-	Reason     string        `json:"reason,omitempty"` // unexpected deliveries
+	Topic      string        `json:"topic,omitempty"`   // unexpected deliveries
+	Reason     string        `json:"reason,omitempty"`  // unexpected deliveries
+	Payload    []byte        `json:"payload,omitempty"` // unexpected deliveries: the first 64 bytes
+	Filter     string        `json:"filter,omitempty"`  // subscribe, unsubscribe
+	N          int           `json:"n,omitempty"`       // drops
 }
 
 // String renders the event as one compact history line.
@@ -31,7 +53,11 @@ func (e Event) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %-10s", rel(e.At), e.Kind)
 	switch e.Kind {
-	case "deliver", "unexpected":
+	case KindSubscribe, KindUnsubscribe:
+		fmt.Fprintf(&b, " %s to %q", e.Subscriber, e.Filter)
+	case KindDrops:
+		fmt.Fprintf(&b, " %s may miss %d", e.Subscriber, e.N)
+	case KindDeliver, KindUnexpected:
 		if e.ID != (ID{}) {
 			fmt.Fprintf(&b, " %v", e.ID)
 		}
@@ -42,12 +68,12 @@ func (e Event) String() string {
 		if e.Retain {
 			b.WriteString(" retain")
 		}
-		if e.Kind == "unexpected" {
+		if e.Kind == KindUnexpected {
 			fmt.Fprintf(&b, " on %q: %s", e.Topic, e.Reason)
 		}
 	default:
 		fmt.Fprintf(&b, " %v", e.ID)
-		if e.Kind != "invoke" {
+		if e.Kind != KindInvoke {
 			fmt.Fprintf(&b, " (op %d)", e.Op)
 		}
 		if e.Err != "" {
@@ -62,30 +88,74 @@ func (h *history) event(i int) Event {
 	out := Event{Index: i, At: h.rel(e.at)}
 	switch e.kind {
 	case kInvoke:
-		out.Kind, out.ID = "invoke", h.id(e)
+		out.Kind, out.ID = KindInvoke, h.id(e)
 	case kOK, kFail, kInfo:
 		out.Kind, out.ID, out.Op, out.Err = outcomeOf(e.kind).String(), h.id(e), int(e.ref), h.errs[int32(i)]
 	case kDeliver, kStray:
-		out.Kind, out.Subscriber = "deliver", h.subs[e.sub]
+		out.Kind, out.Subscriber = KindDeliver, h.subs[e.sub]
 		out.QoS, out.Dup, out.Retain = e.flags>>flagQoSShift&3, e.flags&flagDup != 0, e.flags&flagRetain != 0
 		if e.kind == kDeliver {
 			out.ID = h.id(e)
 			break
 		}
 		s := h.strays[e.ref]
-		out.Kind, out.ID, out.Topic, out.Reason = "unexpected", s.id, s.topic, s.reason
+		out.Kind, out.ID, out.Topic, out.Reason = KindUnexpected, s.id, s.topic, s.reason
+		out.Payload = s.prefix
 	}
 	return out
 }
 
+// Events yields the history recorded so far: the events in record order
+// (Index 0, 1, ...), then a subscribe line for each subscription window
+// (at its start) followed by its unsubscribe line if it was closed, then one
+// drops line per subscriber given ExpectDrops (at the latest event time).
+// Indices go on counting through the windows and drops.
+func (l *Ledger) Events() iter.Seq[Event] {
+	h, windows, drops := l.snapshot()
+	return func(yield func(Event) bool) {
+		last := int64(math.MinInt64)
+		for i := range h.events.len() {
+			last = max(last, h.events.at(i).at)
+			if !yield(h.event(i)) {
+				return
+			}
+		}
+		next := h.events.len()
+		for _, w := range windows {
+			sub := Event{Index: next, At: h.rel(w.since), Kind: KindSubscribe, Subscriber: h.subs[w.sub], Filter: w.filter}
+			next++
+			if !yield(sub) {
+				return
+			}
+			if w.until == math.MaxInt64 {
+				continue
+			}
+			unsub := sub
+			unsub.Index, unsub.At, unsub.Kind, unsub.Op = next, h.rel(w.until), KindUnsubscribe, sub.Index
+			next++
+			if !yield(unsub) {
+				return
+			}
+		}
+		if last == math.MinInt64 {
+			last = h.start
+		}
+		for _, sub := range slices.Sorted(maps.Keys(drops)) {
+			if !yield(Event{Index: next, At: h.rel(last), Kind: KindDrops, Subscriber: sub, N: drops[sub]}) {
+				return
+			}
+			next++
+		}
+	}
+}
+
 // WriteJSONL writes the history recorded so far as JSON lines, one Event per
-// line, in record order.
+// line, in the order of Events. ReadJSONL reads it back.
 func (l *Ledger) WriteJSONL(w io.Writer) error {
-	h, _, _ := l.snapshot()
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	for i := range h.events.len() {
-		if err := enc.Encode(h.event(i)); err != nil {
+	for ev := range l.Events() {
+		if err := enc.Encode(ev); err != nil {
 			return fmt.Errorf("ledger: write history: %w", err)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/mqttas/mqttas-go/harness/ledger"
 )
 
 // line is one ledger history line as the report keeps it: where it is in the
@@ -45,8 +47,9 @@ type history struct {
 // writeHistory writes path: the ledger's history and the timeline's entries
 // merged in time order (ties: timeline entries first, then record order).
 // The ledger's lines are spooled to a temporary file next to path and indexed
-// there, so a run of millions of events costs a few dozen bytes of memory per
-// event, not a copy of its text. It returns the index for the plots.
+// as they are written, so a run of millions of events costs a few dozen bytes
+// of memory per event, not a copy of its text. It returns the index for the
+// plots. ledger.ReadJSONL reads the file back.
 func writeHistory(path string, run Run, an *analysis) (*history, error) {
 	h := &history{}
 	out, err := os.Create(path)
@@ -66,12 +69,8 @@ func writeHistory(path string, run Run, an *analysis) (*history, error) {
 			spool.Close()
 			os.Remove(spool.Name())
 		}()
-		ix := newIndexer(h)
 		sw := bufio.NewWriterSize(spool, 1<<16)
-		if err := run.Ledger.WriteJSONL(io.MultiWriter(sw, ix)); err != nil {
-			return h, fmt.Errorf("report: %w", err)
-		}
-		if err := ix.close(); err != nil {
+		if err := spoolLedger(sw, run.Ledger, h); err != nil {
 			return h, err
 		}
 		if err := sw.Flush(); err != nil {
@@ -117,15 +116,49 @@ func writeHistory(path string, run Run, an *analysis) (*history, error) {
 	return h, nil
 }
 
-// indexer is an io.Writer that receives the ledger's JSON lines and indexes
-// them: offset, time, kind and, for deliveries, latency since the message's
-// first invoke (invokes always precede their deliveries in record order).
-type indexer struct {
-	h       *history
-	off     int64                         // offset of the start of partial
-	partial []byte                        // an incomplete last line
-	streams map[string]map[string]*stream // publisher → topic → stream
-	err     error
+// spoolLedger writes l's history to w as ledger.WriteJSONL does, one line per
+// ledger.Event, and indexes each line into h: offset, time, kind and, for
+// deliveries, latency since the message's first invoke (invokes always
+// precede their deliveries in record order).
+func spoolLedger(w io.Writer, l *ledger.Ledger, h *history) error {
+	cw := &countingWriter{w: w}
+	enc := json.NewEncoder(cw)
+	streams := map[string]map[string]*stream{} // publisher → topic → stream
+	for ev := range l.Events() {
+		ln := line{at: ev.At, off: cw.n, lat: -1, kind: kindOf(ev.Kind)}
+		if err := enc.Encode(ev); err != nil {
+			return fmt.Errorf("report: spool history: %w", err)
+		}
+		h.last = max(h.last, ev.At)
+		switch ln.kind {
+		case lineInvoke:
+			streamOf(streams, ev.ID).invoked(ev.ID.Seq, ev.At)
+		case lineDeliver:
+			if inv, ok := streamOf(streams, ev.ID).firstInvoke(ev.ID.Seq); ok {
+				ln.lat = ev.At - inv
+			}
+		}
+		h.lines = append(h.lines, ln)
+	}
+	return cw.err
+}
+
+// countingWriter counts the bytes written through it, so each encoded line's
+// offset is known; json.Encoder writes a line in one call.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
 }
 
 // stream holds the first-invoke times of one (publisher, topic), by seq:
@@ -176,209 +209,36 @@ func (s *stream) firstInvoke(seq uint64) (time.Duration, bool) {
 	return at, ok
 }
 
-func newIndexer(h *history) *indexer {
-	return &indexer{h: h, streams: map[string]map[string]*stream{}}
-}
-
-func (x *indexer) Write(p []byte) (int, error) {
-	n := len(p)
-	if x.err != nil {
-		return 0, x.err
-	}
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			x.partial = append(x.partial, p...)
-			break
-		}
-		b := p[:i+1]
-		if len(x.partial) > 0 {
-			x.partial = append(x.partial, b...)
-			b = x.partial
-		}
-		if err := x.add(b); err != nil {
-			x.err = err
-			return 0, err
-		}
-		x.off += int64(len(b))
-		x.partial = x.partial[:0]
-		p = p[i+1:]
-	}
-	return n, nil
-}
-
-func (x *indexer) close() error {
-	if x.err == nil && len(x.partial) > 0 {
-		x.err = fmt.Errorf("report: ledger history ends in a partial line")
-	}
-	return x.err
-}
-
-func (x *indexer) add(b []byte) error {
-	ev, err := parseEvent(b)
-	if err != nil {
-		return fmt.Errorf("report: ledger history line at offset %d: %w", x.off, err)
-	}
-	l := line{at: ev.at, off: x.off, lat: -1, kind: ev.kind}
-	x.h.last = max(x.h.last, ev.at)
-	switch ev.kind {
-	case lineInvoke:
-		x.stream(ev).invoked(ev.seq, ev.at)
-	case lineDeliver:
-		if inv, ok := x.stream(ev).firstInvoke(ev.seq); ok {
-			l.lat = ev.at - inv
-		}
-	}
-	x.h.lines = append(x.h.lines, l)
-	return nil
-}
-
-// stream finds the (publisher, topic) of ev; the map lookups with
-// string(bytes) do not allocate.
-func (x *indexer) stream(ev parsed) *stream {
-	byTopic, ok := x.streams[string(ev.publisher)]
+func streamOf(streams map[string]map[string]*stream, id ledger.ID) *stream {
+	byTopic, ok := streams[id.Publisher]
 	if !ok {
 		byTopic = map[string]*stream{}
-		x.streams[string(ev.publisher)] = byTopic
+		streams[id.Publisher] = byTopic
 	}
-	s, ok := byTopic[string(ev.topic)]
+	s, ok := byTopic[id.Topic]
 	if !ok {
 		s = &stream{}
-		byTopic[string(ev.topic)] = s
+		byTopic[id.Topic] = s
 	}
 	return s
 }
 
-// parsed is what the report needs of one ledger history line. The byte
-// slices may alias the line.
-type parsed struct {
-	at               time.Duration
-	kind             lineKind
-	publisher, topic []byte
-	seq              uint64
-}
-
-func kindOf(b []byte) lineKind {
-	switch string(b) {
-	case "invoke":
+func kindOf(k string) lineKind {
+	switch k {
+	case ledger.KindInvoke:
 		return lineInvoke
-	case "ok":
+	case ledger.KindOK:
 		return lineOK
-	case "fail":
+	case ledger.KindFail:
 		return lineFail
-	case "info":
+	case ledger.KindInfo:
 		return lineInfo
-	case "deliver":
+	case ledger.KindDeliver:
 		return lineDeliver
-	case "unexpected":
+	case ledger.KindUnexpected:
 		return lineUnexpected
 	}
 	return lineOther
-}
-
-// parseEvent reads a ledger history line. Lines in the layout the ledger's
-// encoder writes today, without escapes, take a fast path that does not
-// allocate; anything else goes through encoding/json, so a change of layout
-// costs speed, never correctness.
-func parseEvent(b []byte) (parsed, error) {
-	if ev, ok := parseFast(b); ok {
-		return ev, nil
-	}
-	var ev struct {
-		At   *time.Duration `json:"at_ns"`
-		Kind string         `json:"kind"`
-		ID   struct {
-			Publisher string `json:"publisher"`
-			Topic     string `json:"topic"`
-			Seq       uint64 `json:"seq"`
-		} `json:"id"`
-	}
-	if err := json.Unmarshal(b, &ev); err != nil {
-		return parsed{}, err
-	}
-	if ev.Kind == "" || ev.At == nil {
-		return parsed{}, errors.New("no kind or time")
-	}
-	return parsed{at: *ev.At, kind: kindOf([]byte(ev.Kind)), publisher: []byte(ev.ID.Publisher), topic: []byte(ev.ID.Topic), seq: ev.ID.Seq}, nil
-}
-
-// parseFast parses the line layout
-//
-//	{"i":N,"at_ns":N,"kind":"K","id":{"publisher":"P","topic":"T","seq":N}...
-//
-// where only invokes and deliveries need the id. It reports false for
-// anything else, escaped strings included.
-func parseFast(b []byte) (parsed, bool) {
-	var ev parsed
-	p := b
-	expect := func(s string) bool {
-		if len(p) < len(s) || string(p[:len(s)]) != s {
-			return false
-		}
-		p = p[len(s):]
-		return true
-	}
-	number := func() (int64, bool) {
-		neg, i, n := false, 0, int64(0)
-		if len(p) > 0 && p[0] == '-' {
-			neg, i = true, 1
-		}
-		start := i
-		for ; i < len(p) && p[i] >= '0' && p[i] <= '9'; i++ {
-			if i-start >= 18 { // may overflow: leave it to encoding/json
-				return 0, false
-			}
-			n = n*10 + int64(p[i]-'0')
-		}
-		if i == start {
-			return 0, false
-		}
-		p = p[i:]
-		if neg {
-			n = -n
-		}
-		return n, true
-	}
-	str := func() ([]byte, bool) {
-		i := bytes.IndexByte(p, '"')
-		if i < 0 || bytes.IndexByte(p[:i], '\\') >= 0 {
-			return nil, false
-		}
-		s := p[:i]
-		p = p[i+1:]
-		return s, true
-	}
-	if !expect(`{"i":`) {
-		return ev, false
-	}
-	if _, ok := number(); !ok || !expect(`,"at_ns":`) {
-		return ev, false
-	}
-	at, ok := number()
-	if !ok || !expect(`,"kind":"`) {
-		return ev, false
-	}
-	ev.at = time.Duration(at)
-	k, ok := str()
-	if !ok {
-		return ev, false
-	}
-	ev.kind = kindOf(k)
-	if !expect(`,"id":{"publisher":"`) {
-		return ev, ev.kind != lineInvoke && ev.kind != lineDeliver && ev.kind != lineOther
-	}
-	if ev.publisher, ok = str(); !ok || !expect(`,"topic":"`) {
-		return ev, false
-	}
-	if ev.topic, ok = str(); !ok || !expect(`,"seq":`) {
-		return ev, false
-	}
-	seq, ok := number()
-	if !ok || seq < 0 || !expect(`}`) {
-		return ev, false
-	}
-	ev.seq = uint64(seq)
-	return ev, true
 }
 
 // blockReader serves lines of the spooled history by offset. Lines are read

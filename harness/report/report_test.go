@@ -314,7 +314,7 @@ func TestHistoryMergesInTimeOrder(t *testing.T) {
 	if !slices.Equal(fromLedger, want) {
 		t.Errorf("ledger lines in history differ from the ledger's own, stably sorted:\n got %q\nwant %q", fromLedger, want)
 	}
-	wantKinds := map[string]int{"invoke": 10, "ok": 8, "info": 1, "fail": 1, "deliver": 10, "unexpected": 1,
+	wantKinds := map[string]int{"invoke": 10, "ok": 8, "info": 1, "fail": 1, "deliver": 10, "unexpected": 1, "subscribe": 1,
 		"fault-start": 2, "fault-end": 2, "down": 2, "up": 2, "outage": 1, "reconnect": 1, "connect-failed": 1, "note": 1}
 	if !maps.Equal(kinds, wantKinds) {
 		t.Errorf("kinds %v, want %v", kinds, wantKinds)
@@ -333,55 +333,40 @@ func TestHistoryMergesInTimeOrder(t *testing.T) {
 	}
 }
 
-func TestParseEvent(t *testing.T) {
-	// Every layout the ledger writes, escapes and odd names included, must
-	// parse to what encoding/json reads, whichever path it takes.
-	l := ledger.New(fixtureStart)
-	ids := []ledger.ID{
-		{Publisher: "p1", Topic: "t/a", Seq: 0},
+// The history a report writes is the ledger's own: read back with
+// ledger.ReadJSONL, timeline lines and all, it checks to the same result,
+// escapes and odd names included.
+func TestHistoryChecksAgain(t *testing.T) {
+	run := fixtureRun(t)
+	l := run.Ledger
+	for i, id := range []ledger.ID{
 		{Publisher: `q"uote`, Topic: `back\slash`, Seq: 7},
 		{Publisher: "ünï<>&", Topic: "t/%41", Seq: 1 << 40},
-	}
-	for i, id := range ids {
+	} {
 		op := l.Invoke(id, at(i))
 		l.Complete(op, ledger.Outcome(1+i%3), at(i+1), nil)
 		l.Deliver(ledger.Delivery{Subscriber: "s\"1", Topic: id.Topic, Payload: ledger.Encode(id, at(i)), QoS: 1, Dup: true, At: at(i + 2)})
 	}
-	l.Deliver(ledger.Delivery{Subscriber: "s", Topic: "x", Payload: []byte("junk"), At: at(-5)})
-	l.Deliver(ledger.Delivery{Subscriber: "s", Topic: "elsewhere", Payload: ledger.Encode(ids[0], at(0)), At: at(9)})
-	var buf bytes.Buffer
-	if err := l.WriteJSONL(&buf); err != nil {
+	l.Deliver(ledger.Delivery{Subscriber: "s", Topic: "x", Payload: []byte("junk\xff"), At: at(-5)})
+	l.ExpectDrops("sub", 1)
+	dir, s := writeRun(t, run)
+	f, err := os.Open(filepath.Join(dir, HistoryFile))
+	if err != nil {
 		t.Fatal(err)
 	}
-	fast := 0
-	for _, b := range bytes.SplitAfter(buf.Bytes(), []byte("\n")) {
-		if len(b) == 0 {
-			continue
-		}
-		var ev ledger.Event
-		if err := json.Unmarshal(b, &ev); err != nil {
-			t.Fatal(err)
-		}
-		got, err := parseEvent(b)
-		if err != nil {
-			t.Fatalf("parseEvent(%s): %v", b, err)
-		}
-		want := parsed{at: ev.At, kind: kindOf([]byte(ev.Kind)), publisher: []byte(ev.ID.Publisher), topic: []byte(ev.ID.Topic), seq: ev.ID.Seq}
-		if got.at != want.at || got.kind != want.kind || got.seq != want.seq ||
-			string(got.publisher) != string(want.publisher) || string(got.topic) != string(want.topic) {
-			t.Errorf("parseEvent(%s)\n got %+v\nwant %+v", b, got, want)
-		}
-		if _, ok := parseFast(b); ok {
-			fast++
-		}
+	defer f.Close()
+	got, err := ledger.CheckJSONL(f)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if fast == 0 {
-		t.Error("no line took the fast path")
+	want := l.Check()
+	gb, _ := json.Marshal(got)
+	wb, _ := json.Marshal(want)
+	if !bytes.Equal(gb, wb) {
+		t.Fatalf("history.jsonl checks to\n%s\nthe run's ledger to\n%s", gb, wb)
 	}
-	for _, bad := range []string{`{"i":1}`, `not json`, `{"i":1,"at_ns":5}`} {
-		if _, err := parseEvent([]byte(bad)); err == nil {
-			t.Errorf("parseEvent(%s) did not fail", bad)
-		}
+	if s.Lost != len(got.Lost) || s.Unexpected != len(got.Unexpected) || s.Dropped != got.Dropped["sub"] || s.Valid != (got.Valid() && got.Acknowledged > 0) {
+		t.Fatalf("summary %+v, history's verdict %s", s, got.Summary())
 	}
 }
 
@@ -457,7 +442,7 @@ func TestLargeRunPageStaysSmall(t *testing.T) {
 	if len(page) > 150<<10 {
 		t.Errorf("index.html is %d bytes for %d messages", len(page), n)
 	}
-	if got, want := len(readHistory(t, dir)), 3*n+len(run.Timeline.Entries()); got != want {
+	if got, want := len(readHistory(t, dir)), 3*n+1+len(run.Timeline.Entries()); got != want { // 1: the subscription
 		t.Errorf("history has %d lines, want %d", got, want)
 	}
 	// Every series has at most one point per bucket.
@@ -499,19 +484,16 @@ func TestIndexerLatency(t *testing.T) {
 	want = append(want, -1)
 
 	var jsonl bytes.Buffer
-	if err := l.WriteJSONL(&jsonl); err != nil {
-		t.Fatal(err)
-	}
-	// Feed it in small pieces, so lines straddle writes.
 	h := &history{}
-	ix := newIndexer(h)
-	for b := jsonl.Bytes(); len(b) > 0; b = b[min(7, len(b)):] {
-		if _, err := ix.Write(b[:min(7, len(b))]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ix.close(); err != nil {
+	if err := spoolLedger(&jsonl, l, h); err != nil {
 		t.Fatal(err)
+	}
+	var want2 bytes.Buffer
+	if err := l.WriteJSONL(&want2); err != nil {
+		t.Fatal(err)
+	}
+	if jsonl.String() != want2.String() {
+		t.Fatalf("spooled history differs from the ledger's WriteJSONL:\n%s\nwant\n%s", jsonl.String(), want2.String())
 	}
 	for i, x := range h.lines {
 		end := int64(jsonl.Len())
