@@ -989,6 +989,58 @@ func TestClaim45_ConnectQuickSkipsStabilityWait(t *testing.T) {
 	}
 }
 
+// Close takes the Link down as mqtt_as's close() switches WiFi off: connected, in the middle of a
+// reconnection, and never connected; a second Close does nothing, and no reconnection brings the link up
+// behind it.
+func TestPort_CloseTakesLinkDown(t *testing.T) {
+	lastIsDisconnect := func(t *testing.T, l *fakeLink) {
+		t.Helper()
+		ev := l.Events()
+		if len(ev) == 0 || ev[len(ev)-1].What != "disconnect" {
+			t.Fatalf("link events after Close %v, want them to end with a disconnect", ev)
+		}
+		select {
+		case <-l.Lost():
+		default:
+			t.Fatal("Lost() is open after Close: the link is still up")
+		}
+		n := len(ev)
+		time.Sleep(200 * time.Millisecond) // a reconnection left running would bring the link up again
+		if ev := l.Events(); len(ev) != n {
+			t.Errorf("link events after Close returned: %v", ev[n:])
+		}
+	}
+	t.Run("connected", func(t *testing.T) {
+		b := fbNew(t)
+		c, link, _ := fbLinkedClient(t, b, 20*time.Millisecond)
+		_ = c.Close()
+		lastIsDisconnect(t, link)
+		n := len(link.Events())
+		_ = c.Close()
+		if ev := link.Events(); len(ev) != n {
+			t.Errorf("a second Close touched the link: %v", ev[n:])
+		}
+	})
+	t.Run("reconnecting", func(t *testing.T) {
+		b := fbNew(t)
+		c, link, _ := fbLinkedClient(t, b, 20*time.Millisecond)
+		b.SetRefuse(true) // every reconnection's CONNECT finds the connection closed: the link keeps cycling
+		b.Conn(1).Close()
+		link.WaitEvents(t, 6, 3*time.Second) // connect, then disconnect/connect twice and more
+		_ = c.Close()
+		lastIsDisconnect(t, link)
+	})
+	t.Run("never connected", func(t *testing.T) {
+		b := fbNew(t)
+		link := newFakeLink()
+		cfg := fbConfig(b)
+		cfg.Link = link
+		c := fbClient(t, cfg)
+		_ = c.Close()
+		lastIsDisconnect(t, link)
+	})
+}
+
 // --- Sessions (claims 46–50; 49 is in defects_test.go) ---
 
 func TestClaim46_CleanTrueAlwaysSetsCleanFlag(t *testing.T) {

@@ -23,12 +23,14 @@ type Message struct {
 }
 
 // Link is the network link under MQTT: mqtt_as's WiFi station. A client with a Link brings it up before
-// connecting, takes it down and up again after every outage (so every hop notices), and treats its loss as
-// an outage at once. Leave Config.Link nil where the network is always there (Ethernet, a gateway).
+// connecting, takes it down and up again after every outage (so every hop notices), treats its loss as
+// an outage at once, and takes it down at Disconnect and Close. Leave Config.Link nil where the network is
+// always there (Ethernet, a gateway).
 type Link interface {
 	// Connect brings the link up and returns when it is usable, or with an error, or when ctx ends.
 	Connect(ctx context.Context) error
-	// Disconnect takes the link down.
+	// Disconnect takes the link down. It must be safe to call while the link is down, and concurrently
+	// with a Connect (Close does, while a first Connect unwinds).
 	Disconnect() error
 	// Lost returns a channel that is closed when the link goes down. While the link is down it returns a
 	// closed channel.

@@ -398,9 +398,10 @@ func (c *Client) Disconnect(ctx context.Context) error {
 	return err
 }
 
-// Close stops the client at once, without DISCONNECT (the broker publishes the will, if any), and waits
-// for every goroutine the client started, OnConnect hooks included, to return. Calls in progress return
-// ErrClosed. Close is idempotent.
+// Close stops the client at once, without DISCONNECT (the broker publishes the will, if any), waits for
+// every goroutine the client started, OnConnect hooks included, to return, and then takes the Link down
+// (as mqtt_as's close() switches WiFi off), whether or not the client ever connected. Calls in progress
+// return ErrClosed. Close is idempotent: only the first call disconnects the Link.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.state == stateClosed {
@@ -419,6 +420,11 @@ func (c *Client) Close() error {
 	}
 	c.wg.Wait()
 	c.dropQueued()
+	if c.cfg.Link != nil {
+		// After wg.Wait: no reconnection can bring the link up again behind this. A first Connect still
+		// unwinding takes it down too; Link.Disconnect must be safe to call twice.
+		_ = c.cfg.Link.Disconnect()
+	}
 	return nil
 }
 
