@@ -116,6 +116,9 @@ type Config struct {
 
 	// WANCheckServer is the DNS server WANOK queries (host:port); "" means 8.8.8.8:53.
 	WANCheckServer string
+	// WANCheckName is the name whose A record WANOK asks for (a trailing dot is allowed); "" means
+	// www.google.com, mqtt_as's fixed query. Pick a name the server can answer, e.g. a local resolver's own zone.
+	WANCheckName string
 	// WANCheckTimeout bounds WANOK's wait for a DNS answer; 0 means 2 s.
 	WANCheckTimeout time.Duration
 
@@ -143,6 +146,7 @@ const (
 	defaultMaxPacketSize = 2_097_151
 	defaultReadBatch     = time.Millisecond
 	defaultWANServer     = "8.8.8.8:53"
+	defaultWANName       = "www.google.com"
 	defaultWANTimeout    = 2 * time.Second
 	keepAliveZeroPing    = 20 * time.Second
 )
@@ -228,6 +232,12 @@ func (c *Config) validate() error {
 	}
 	if c.WANCheckTimeout == 0 {
 		c.WANCheckTimeout = defaultWANTimeout
+	}
+	if c.WANCheckName == "" {
+		c.WANCheckName = defaultWANName
+	}
+	if err := checkDNSName(c.WANCheckName); err != nil {
+		return invalidConfig("WANCheckName %q: %v", c.WANCheckName, err)
 	}
 	if w := c.Will; w != nil {
 		if err := CheckTopic(w.Topic); err != nil {
