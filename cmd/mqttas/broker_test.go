@@ -11,13 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqttas/mqttas-go/internal/syncbuf"
 )
 
 // runAsync runs the command in-process in a goroutine. The returned function waits (up to d) for its exit
 // code. When the test ends, a command still running is interrupted and waited for.
-func runAsync(t *testing.T, ctx context.Context, stdout *syncBuffer, args ...string) (stderr *syncBuffer, wait func(d time.Duration) int) {
+func runAsync(t *testing.T, ctx context.Context, stdout *syncbuf.Buffer, args ...string) (stderr *syncbuf.Buffer, wait func(d time.Duration) int) {
 	t.Helper()
-	stderr = newSyncBuffer()
+	stderr = new(syncbuf.Buffer)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, strings.NewReader(""), stdout, stderr) }()
@@ -98,7 +100,7 @@ func TestPubSub(t *testing.T) {
 	if code, _, errs := runCLI(t, context.Background(), args("pub", "-t", "t/ready", "-m", "ready", "-r", "-q", "1")...); code != 0 {
 		t.Fatalf("retained pub: exit %d, %s", code, errs)
 	}
-	out := newSyncBuffer()
+	out := new(syncbuf.Buffer)
 	subErr, wait := runAsync(t, context.Background(), out, args("sub", "-t", "t/ready", "-t", "t/n/#", "-q", "1", "-v", "-C", "6")...)
 	waitFor(t, out, "t/ready ready\n")
 
@@ -130,7 +132,7 @@ func TestPubSub(t *testing.T) {
 	// Interrupted without -C, sub exits 0: a signal is how it is stopped.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out = newSyncBuffer()
+	out = new(syncbuf.Buffer)
 	subErr, wait = runAsync(t, ctx, out, args("sub", "-t", "t/ready")...)
 	waitFor(t, out, "ready\n")
 	cancel()
@@ -143,7 +145,7 @@ func TestPubSub(t *testing.T) {
 func TestQoS0BurstComplete(t *testing.T) {
 	port := strconv.Itoa(startMosquitto(t, "allow_anonymous true"))
 	const n = 3000
-	out := newSyncBuffer()
+	out := new(syncbuf.Buffer)
 	if code, _, errs := runCLI(t, context.Background(), "pub", "-h", "127.0.0.1", "-p", port, "-t", "q0/ready", "-m", "ready", "-r", "-q", "1"); code != 0 {
 		t.Fatalf("retained pub: exit %d, %s", code, errs)
 	}
@@ -162,7 +164,7 @@ func TestQoS0BurstComplete(t *testing.T) {
 }
 
 // waitFor waits (bounded) until out contains want.
-func waitFor(t *testing.T, out *syncBuffer, want string) {
+func waitFor(t *testing.T, out *syncbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), want) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mqttas/mqttas-go/internal/syncbuf"
 )
 
 // binPath is the mqttas binary TestMain builds once for the process-level tests.
@@ -88,7 +89,7 @@ func startMosquitto(t *testing.T, extra string) int {
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		log := newSyncBuffer()
+		log := new(syncbuf.Buffer)
 		cmd := exec.Command(bin, "-c", path)
 		cmd.Stdout, cmd.Stderr = log, log
 		cmd.SysProcAttr = childAttr()
@@ -128,33 +129,13 @@ func startMosquitto(t *testing.T, extra string) int {
 	return 0
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{b: new(bytes.Buffer)} }
-
 // proc is a running mqttas command.
 type proc struct {
 	t      *testing.T
 	name   string
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *syncbuf.Buffer
+	stderr *syncbuf.Buffer
 	done   chan struct{}
 	code   int
 }
@@ -162,7 +143,7 @@ type proc struct {
 // startProc starts the mqttas binary with args and kills it when the test ends, if still running.
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, stdout: newSyncBuffer(), stderr: newSyncBuffer(), done: make(chan struct{})}
+	p := &proc{t: t, name: name, stdout: new(syncbuf.Buffer), stderr: new(syncbuf.Buffer), done: make(chan struct{})}
 	p.cmd = exec.Command(buildBinary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.SysProcAttr = childAttr()
@@ -201,19 +182,14 @@ func (p *proc) wait(d time.Duration) int {
 
 // waitOutput waits up to d until stdout satisfies ok.
 func (p *proc) waitOutput(d time.Duration, ok func(string) bool) bool {
-	return p.stdout.waitOutputFunc(d, ok)
+	return waitOutput(p.stdout, d, ok)
 }
 
-// waitOutputFunc waits up to d until the buffer satisfies ok.
-func (s *syncBuffer) waitOutputFunc(d time.Duration, ok func(string) bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if ok(s.String()) {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return ok(s.String())
+// waitOutput waits up to d until the buffer satisfies ok.
+func waitOutput(b *syncbuf.Buffer, d time.Duration, ok func(string) bool) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return b.Wait(ctx, ok)
 }
 
 // lines splits output into its non-empty lines.

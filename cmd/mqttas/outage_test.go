@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/link"
+	"github.com/mqttas/mqttas-go/internal/syncbuf"
 )
 
 // pubackType is PUBACK's packet type (MQTT 3.1.1 §2.2.1) for Link.DropPackets.
@@ -211,19 +212,19 @@ func TestInProcessCleanSessionOutages(t *testing.T) {
 		}
 	}
 
-	linkOut := newSyncBuffer()
+	linkOut := new(syncbuf.Buffer)
 	linkSubErr, waitLinkSub := runAsync(t, ctx, linkOut, append([]string{"sub", "-t", "ip/#", "-v"}, viaLink...)...)
 	subacks(1)
 	// The direct subscriber is ready when it has the retained message.
 	if code, _, errs := runCLI(t, ctx, append([]string{"pub", "-t", "ip/ready", "-m", "ready", "-r"}, direct...)...); code != 0 {
 		t.Fatalf("pub: exit %d, %s", code, errs)
 	}
-	directOut := newSyncBuffer()
+	directOut := new(syncbuf.Buffer)
 	_, waitDirectSub := runAsync(t, ctx, directOut, append([]string{"sub", "-t", "ip/n", "-t", "ip/ready"}, direct...)...)
 	waitFor(t, directOut, "ready\n")
 
 	const n = 40
-	pubErr, waitPub := runAsync(t, ctx, newSyncBuffer(), append([]string{"pub", "-t", "ip/n", "--count", strconv.Itoa(n), "--interval", "15ms"}, viaLink...)...)
+	pubErr, waitPub := runAsync(t, ctx, new(syncbuf.Buffer), append([]string{"pub", "-t", "ip/n", "--count", strconv.Itoa(n), "--interval", "15ms"}, viaLink...)...)
 	published := func(k int) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -251,7 +252,7 @@ func TestInProcessCleanSessionOutages(t *testing.T) {
 		}
 	}
 	// Every message reached the broker.
-	if !directOut.waitOutputFunc(10*time.Second, func(s string) bool {
+	if !waitOutput(directOut, 10*time.Second, func(s string) bool {
 		got := map[string]bool{}
 		for _, line := range lines(s) {
 			got[line] = true
@@ -300,7 +301,7 @@ func TestLostSessionResubscribes(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	host, port, _ := net.SplitHostPort(l.Addr())
-	out := newSyncBuffer()
+	out := new(syncbuf.Buffer)
 	subErr, wait := runAsync(t, ctx, out, "sub", "-h", host, "-p", port, "-t", "lost/#", "-q", "1", "-c", "-i", "lost-session",
 		"-C", "1", "--ping-interval", "200ms", "--response-time", "500ms", "--reconnect-max", "300ms")
 	if _, err := l.Tap().WaitFor(ctx, packetType("SUBACK")); err != nil {

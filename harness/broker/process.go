@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mqttas/mqttas-go/internal/syncbuf"
 )
 
 // maxProcessLog bounds the captured output of the process backend.
@@ -29,7 +31,7 @@ type process struct {
 	bin  string
 	dir  string // temporary: mosquitto.conf, Files, data/
 	addr string
-	logs *tailBuffer
+	logs *syncbuf.Buffer // bounded to maxProcessLog
 
 	mu     sync.Mutex // serialises lifecycle operations
 	run    *procRun   // the current or last child; nil before the first start
@@ -127,7 +129,7 @@ func prepareProcess(bin string, port int, opts Options) (_ *process, err error) 
 		bin:  bin,
 		dir:  dir,
 		addr: addr,
-		logs: newTailBuffer(maxProcessLog),
+		logs: &syncbuf.Buffer{Max: maxProcessLog},
 	}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
+	"github.com/mqttas/mqttas-go/internal/syncbuf"
 )
 
 func TestNewListensOnLoopbackOutsideEphemeralRange(t *testing.T) {
@@ -420,7 +421,7 @@ func TestVerbsRejectBadArgumentsAndClosedLink(t *testing.T) {
 func TestSetUpstreamMovesNewConnections(t *testing.T) {
 	t.Parallel()
 	a, b := newUpstream(t), newUpstream(t)
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	l := newLink(t, a.addr(), link.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	addr := l.Addr()
 	c := dial(t, addr)

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqttas/mqttas-go/internal/syncbuf"
 )
 
 // Mosquitto is a mosquitto broker process private to one test. Its sessions
@@ -34,7 +36,7 @@ type Mosquitto struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	exit chan struct{} // closed when cmd has been waited for
-	log  syncBuffer
+	log  syncbuf.Buffer
 }
 
 // Bounds for process management; generous because the machine is noisy.
@@ -229,23 +231,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's output goroutine and the
-// test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
