@@ -82,10 +82,7 @@ func mqttasConfig(o nativeOptions) (mqttas.Config, error) {
 	if err != nil {
 		return mqttas.Config{}, err
 	}
-	cfg := mqttas.DefaultConfig()
-	cfg.Server, cfg.Port, cfg.ClientID = host, port, o.id
-	cfg.Clean, cfg.CleanInit = true, true
-	cfg.KeepAlive = o.keepAlive
+	cfg := mqttas.Config{Server: host, Port: port, ClientID: o.id, KeepAlive: o.keepAlive} // a clean session
 	if h := o.onMessage; h != nil {
 		cfg.OnMessage = func(m mqttas.Message) { h(m.Payload) }
 	}

@@ -36,8 +36,7 @@ func DefaultSettings() Settings {
 
 // Registry returns the adapters of both clients configured with s.
 func (s Settings) Registry() clients.Registry {
-	mc := mqttasclient.DefaultConfig()
-	mc.ReconnectMin, mc.ReconnectMax = s.ReconnectMin, s.ReconnectMax
+	mc := mqttasclient.Config{ReconnectMin: s.ReconnectMin, ReconnectMax: s.ReconnectMax}
 	pc := pahoclient.DefaultConfig()
 	pc.MaxReconnectInterval = s.ReconnectMax
 	return clients.Registry{mqttasclient.Name: mqttasclient.Factory(mc), pahoclient.Name: pahoclient.Factory(pc)}

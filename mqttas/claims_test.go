@@ -24,7 +24,7 @@ import (
 
 func TestClaim01_NoServerRejectedBeforeIO(t *testing.T) {
 	var dialed atomic.Bool
-	cfg := DefaultConfig()
+	cfg := Config{}
 	cfg.Dial = func(context.Context, string, string) (net.Conn, error) {
 		dialed.Store(true)
 		return nil, errors.New("no dialling expected")
@@ -39,7 +39,7 @@ func TestClaim01_NoServerRejectedBeforeIO(t *testing.T) {
 }
 
 func TestClaim02_KeepAliveLimit(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := Config{}
 	cfg.Server = "127.0.0.1"
 	cfg.KeepAlive = 65536 * time.Second
 	if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
@@ -61,7 +61,7 @@ func TestClaim03_WillValidationAndDefaults(t *testing.T) {
 		"qos 2":       {Topic: "lw", Payload: []byte("x"), QoS: 2},
 		"wildcard":    {Topic: "lw/#", Payload: []byte("x")},
 	} {
-		cfg := DefaultConfig()
+		cfg := Config{}
 		cfg.Server = "127.0.0.1"
 		cfg.Will = w
 		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
@@ -106,7 +106,7 @@ func TestClaim05_DefaultPorts(t *testing.T) {
 		{"tls", &tls.Config{}, "127.0.0.1:8883"},
 	} {
 		var addr string
-		cfg := DefaultConfig()
+		cfg := Config{}
 		cfg.Server = "127.0.0.1"
 		cfg.TLS = tc.tls
 		cfg.ResponseTime = 200 * time.Millisecond
@@ -133,12 +133,14 @@ func TestClaim06_PingIntervalDerivation(t *testing.T) {
 		keepAlive, ping, want time.Duration
 	}{
 		{60 * time.Second, 0, 15 * time.Second},
-		{0, 0, 20 * time.Second},
+		{0, 0, 15 * time.Second},            // KeepAlive 0 means 60 s
+		{-time.Second, 0, 20 * time.Second}, // negative: the broker's timer is off
+		{-time.Second, 3 * time.Second, 3 * time.Second},
 		{2 * time.Second, 0, 500 * time.Millisecond},
 		{60 * time.Second, 100 * time.Second, 15 * time.Second},
 		{60 * time.Second, 3 * time.Second, 3 * time.Second},
 	} {
-		cfg := DefaultConfig()
+		cfg := Config{}
 		cfg.Server = "127.0.0.1"
 		cfg.KeepAlive, cfg.PingInterval = tc.keepAlive, tc.ping
 		c, err := New(cfg)
@@ -195,17 +197,17 @@ func TestClaim08_ConnectTestVector(t *testing.T) {
 	_ = c.Close()
 
 	for _, tc := range []struct {
-		cleanInit, clean bool
-		flags            byte
-	}{{true, true, 0x02}, {false, false, 0x00}} {
+		keep, resume bool
+		flags        byte
+	}{{false, false, 0x02}, {true, true, 0x00}} {
 		cfg := fbConfig(b)
-		cfg.CleanInit, cfg.Clean = tc.cleanInit, tc.clean
+		cfg.KeepSession, cfg.ResumeSession = tc.keep, tc.resume
 		mark := b.Mark()
 		c := fbConnect(t, cfg)
 		p := b.MustWait(t, mark, time.Second, "CONNECT", fbType(typeConnect))
 		if p.ConnFlags != tc.flags || p.ProtoName != "MQTT" || p.ProtoLevel != 4 {
-			t.Errorf("CleanInit %t Clean %t: protocol %q level %d flags %#x, want MQTT 4 %#x",
-				tc.cleanInit, tc.clean, p.ProtoName, p.ProtoLevel, p.ConnFlags, tc.flags)
+			t.Errorf("KeepSession %t ResumeSession %t: protocol %q level %d flags %#x, want MQTT 4 %#x",
+				tc.keep, tc.resume, p.ProtoName, p.ProtoLevel, p.ConnFlags, tc.flags)
 		}
 		_ = c.Close()
 	}
@@ -1044,11 +1046,12 @@ func TestPort_CloseTakesLinkDown(t *testing.T) {
 // --- Sessions (claims 46–50; 49 is in defects_test.go) ---
 
 func TestClaim46_CleanTrueAlwaysSetsCleanFlag(t *testing.T) {
-	for _, cleanInit := range []bool{true, false} {
-		t.Run(fmt.Sprintf("CleanInit=%t", cleanInit), func(t *testing.T) {
+	// clean=True is KeepSession false; clean_init=False is ResumeSession, which then changes nothing.
+	for _, resume := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ResumeSession=%t", resume), func(t *testing.T) {
 			b := fbNew(t)
 			cfg := fbConfig(b)
-			cfg.CleanInit, cfg.Clean = cleanInit, true
+			cfg.KeepSession, cfg.ResumeSession = false, resume
 			c := fbConnect(t, cfg)
 			if n := b.Conns(); n != 1 {
 				t.Errorf("%d connections for the first Connect, want 1 (no clean-init dance)", n)
@@ -1076,7 +1079,7 @@ func TestClaim47_CleanInitDance(t *testing.T) {
 		return []byte{0x20, 2, 0, 0}
 	})
 	cfg := fbConfig(b)
-	cfg.CleanInit, cfg.Clean = true, false
+	cfg.KeepSession = true // clean_init=True, clean=False
 	c := fbConnect(t, cfg)
 	got := b.Packets()
 	if len(got) != 3 {
@@ -1102,10 +1105,10 @@ func TestClaim47_CleanInitDance(t *testing.T) {
 	}
 }
 
-func TestClaim48_NoCleanInitNoCleanFirstConnectUnclean(t *testing.T) {
+func TestClaim48_ResumeSessionFirstConnectUnclean(t *testing.T) {
 	b := fbNew(t)
 	cfg := fbConfig(b)
-	cfg.CleanInit, cfg.Clean = false, false
+	cfg.KeepSession, cfg.ResumeSession = true, true // clean_init=False, clean=False
 	fbConnect(t, cfg)
 	if cs := b.Filter(fbType(typeConnect)); len(cs) != 1 || cs[0].Clean || b.Conns() != 1 {
 		t.Errorf("CONNECTs %v over %d connections, want one with clean=0", cs, b.Conns())

@@ -37,18 +37,23 @@ type Link interface {
 	Lost() <-chan struct{}
 }
 
-// Config configures a Client. Start from DefaultConfig: its zero value has CleanInit and Clean false.
+// Config configures a Client. Only Server is required: every other field's zero value is a working
+// default, mqtt_as's where it has one (KeepAlive 60 s, ResponseTime 10 s, MaxRepubs 4, a clean session),
+// so a composite literal names only what it changes:
+//
+//	mqttas.Config{Server: "broker.local", ClientID: "sensor-7"}
 type Config struct {
 	Server   string // broker host name or address (required)
 	Port     int    // 0 means 1883, or 8883 with TLS
-	ClientID string // "" generates a random 12-hex-digit id (a new session on every run: set one with Clean false)
+	ClientID string // "" generates a random 12-hex-digit id (a new one on every run)
 	// User and Password are sent only when User is set; a Password alone is ignored, as MQTT 3.1.1 requires.
 	// Neither is ever logged.
 	User     string
 	Password string
 
-	// KeepAlive is sent in CONNECT (whole seconds, at most 65535 s; 0 disables the broker's timer) and sets
-	// the ping interval: KeepAlive/4, or 20 s when KeepAlive is 0.
+	// KeepAlive is sent in CONNECT (whole seconds, at most 65535 s) and sets the ping interval, KeepAlive/4.
+	// 0 means 60 s (mqtt_as's default). Negative turns the broker's timer off: CONNECT carries 0 and the
+	// client pings every 20 s.
 	KeepAlive time.Duration
 	// PingInterval, when shorter than the derived interval, replaces it. The broker is declared dead after 4
 	// whole ping intervals without a received byte.
@@ -57,14 +62,20 @@ type Config struct {
 	// each wait for a PUBACK, SUBACK or UNSUBACK. 0 means 10 s.
 	ResponseTime time.Duration
 
-	// CleanInit is the clean-session flag of the first connection; Clean that of every reconnection (and of
-	// the first too when Clean is true). CleanInit true with Clean false discards any old session at start-up,
-	// then keeps the session across outages.
-	CleanInit bool
-	Clean     bool
+	// KeepSession keeps the MQTT session across outages: every reconnection's CONNECT has the clean-session
+	// flag 0, so the broker keeps the subscriptions and queues qos 1 messages while the client is away
+	// (mqtt_as's clean=False). False, the default, starts a clean session on every connection (clean=True):
+	// subscribe again after each one (OnConnect, or on each Up).
+	KeepSession bool
+	// ResumeSession, with KeepSession, makes the first connection resume the session the broker kept from an
+	// earlier run (mqtt_as's clean_init=False). Without it the first connection discards any old session (a
+	// CONNECT with clean=1 and a DISCONNECT), then keeps the session from there on. It has no effect without
+	// KeepSession.
+	ResumeSession bool
 	// MaxRepubs is how many times an unacknowledged qos 1 PUBLISH is re-sent with DUP=1 and the same packet id,
 	// ResponseTime apart, before the link is declared dead. After reconnecting, the publication is sent again
-	// with a new packet id.
+	// with a new packet id. 0 means 4 (mqtt_as's default); negative means none: the link is declared dead
+	// after the first ResponseTime without a PUBACK.
 	MaxRepubs int
 
 	Will *Message    // last will; nil for none
@@ -78,7 +89,7 @@ type Config struct {
 	// broker went silent.
 	OnMessage func(Message)
 	// OnConnect runs after every successful connection, once per connection, in its own goroutine, with a
-	// context that is cancelled when that connection ends. Subscribe here when Clean is true.
+	// context that is cancelled when that connection ends. Subscribe here unless KeepSession is set.
 	OnConnect func(ctx context.Context, c *Client)
 	// OnLinkChange(true) follows every successful connection and OnLinkChange(false) every outage, in order,
 	// on a goroutine of their own. A deliberate Disconnect or Close fires neither.
@@ -126,19 +137,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the defaults of mqtt_as's config dict.
-func DefaultConfig() Config {
-	return Config{
-		Port:         0,
-		KeepAlive:    60 * time.Second,
-		ResponseTime: 10 * time.Second,
-		CleanInit:    true,
-		Clean:        true,
-		MaxRepubs:    4,
-	}
-}
-
 const (
+	defaultKeepAlive     = 60 * time.Second
+	defaultMaxRepubs     = 4
 	defaultResponseTime  = 10 * time.Second
 	defaultLinkStableFor = 5 * time.Second
 	defaultReconnectMin  = 100 * time.Millisecond
@@ -151,7 +152,8 @@ const (
 	keepAliveZeroPing    = 20 * time.Second
 )
 
-// validate checks c and fills in the documented "0 means" defaults. It does no I/O.
+// validate checks c and fills in the documented "0 means" defaults. It does no I/O. Afterwards KeepAlive is
+// what CONNECT carries (0: the broker's timer is off) and MaxRepubs the number of re-sends (0: none).
 func (c *Config) validate() error {
 	if c.Server == "" {
 		return invalidConfig("no Server specified")
@@ -179,8 +181,13 @@ func (c *Config) validate() error {
 	if len(c.Password) > 65535 {
 		return invalidConfig("Password is over 65535 bytes")
 	}
-	if c.KeepAlive < 0 || c.KeepAlive > 65535*time.Second {
-		return invalidConfig("KeepAlive %v is out of range 0–65535 s", c.KeepAlive)
+	switch {
+	case c.KeepAlive == 0:
+		c.KeepAlive = defaultKeepAlive
+	case c.KeepAlive < 0:
+		c.KeepAlive = 0 // off
+	case c.KeepAlive > 65535*time.Second:
+		return invalidConfig("KeepAlive %v is over 65535 s", c.KeepAlive)
 	}
 	if c.KeepAlive%time.Second != 0 {
 		return invalidConfig("KeepAlive %v is not a whole number of seconds (CONNECT carries seconds); use PingInterval for faster pings", c.KeepAlive)
@@ -194,8 +201,11 @@ func (c *Config) validate() error {
 	if c.ResponseTime == 0 {
 		c.ResponseTime = defaultResponseTime
 	}
-	if c.MaxRepubs < 0 {
-		return invalidConfig("MaxRepubs %d is negative", c.MaxRepubs)
+	switch {
+	case c.MaxRepubs == 0:
+		c.MaxRepubs = defaultMaxRepubs
+	case c.MaxRepubs < 0:
+		c.MaxRepubs = 0 // none
 	}
 	if c.QueueLen < 0 {
 		return invalidConfig("QueueLen %d is negative", c.QueueLen)

@@ -20,7 +20,7 @@ func TestDefect_SessionPresentAccepted(t *testing.T) {
 	b.SetConnack(0, true)
 	logs := &fbLogBuffer{}
 	cfg := fbConfig(b)
-	cfg.CleanInit, cfg.Clean = false, false
+	cfg.KeepSession, cfg.ResumeSession = true, true
 	cfg.Logger = fbDebugLogger(logs)
 	c := fbConnect(t, cfg)
 	if !c.Stats().SessionPresent {

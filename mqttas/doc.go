@@ -12,8 +12,17 @@
 //     making no progress for ResponseTime, and by the optional network Link.
 //   - After an outage the client reconnects by itself: the first retry at once, then capped exponential
 //     backoff with jitter. Down fires on the outage and Up on the reconnection.
-//   - Clean and CleanInit select the session: see Config. With Clean false the broker keeps subscriptions and
-//     queues qos 1 messages while the client is away; CONNACK session present is accepted and reported.
+//   - Every connection starts a clean session unless Config.KeepSession is set; then the broker keeps
+//     subscriptions and queues qos 1 messages while the client is away, and CONNACK session present is
+//     accepted and reported. Config.ResumeSession also resumes, at start-up, the session of an earlier run.
+//
+// A Config needs only a Server (and a ClientID, to be recognised across runs): the zero value of every other
+// field is mqtt_as's default, so
+//
+//	c, err := mqttas.New(mqttas.Config{Server: "broker.local", ClientID: "sensor-7"})
+//
+// connects with keepalive 60 s, a clean session, ResponseTime 10 s and 4 re-sends of an unacknowledged qos 1
+// publication. A negative KeepAlive or MaxRepubs asks for none.
 //
 // It does not persist anything across process restarts, and does not support qos 2.
 //

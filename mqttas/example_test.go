@@ -15,11 +15,13 @@ import (
 // A publisher that never loses a qos 1 message: Publish returns only after the broker's PUBACK, re-sending
 // through any outage, so the loop needs no retry logic of its own.
 func Example() {
-	cfg := mqttas.DefaultConfig()
-	cfg.Server = "127.0.0.1"
-	cfg.ClientID = "sensor-7"
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	c, err := mqttas.New(cfg)
+	// The zero value of every other field is mqtt_as's default: KeepAlive 60 s, ResponseTime 10 s,
+	// MaxRepubs 4, a clean session.
+	c, err := mqttas.New(mqttas.Config{
+		Server:   "127.0.0.1",
+		ClientID: "sensor-7",
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -38,12 +40,10 @@ func Example() {
 }
 
 // The event interface: messages arrive on a bounded queue, and Up and Down say when the link changes.
-// With Clean true the broker forgets subscriptions on every reconnection, so resubscribe on each Up.
+// In a clean session (the default) the broker forgets subscriptions on every reconnection, so resubscribe on
+// each Up.
 func ExampleClient_Queue() {
-	cfg := mqttas.DefaultConfig()
-	cfg.Server = "127.0.0.1"
-	cfg.QueueLen = 100
-	c, err := mqttas.New(cfg)
+	c, err := mqttas.New(mqttas.Config{Server: "127.0.0.1", QueueLen: 100})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -72,14 +72,14 @@ func ExampleClient_Queue() {
 
 // The callback interface: OnConnect runs once per connection with a context that ends with it.
 func ExampleConfig_callbacks() {
-	cfg := mqttas.DefaultConfig()
-	cfg.Server = "broker.local"
-	cfg.OnMessage = func(m mqttas.Message) { fmt.Printf("%s %s\n", m.Topic, m.Payload) }
-	cfg.OnConnect = func(ctx context.Context, c *mqttas.Client) {
-		_ = c.Subscribe(ctx, "commands/#", 1)
-	}
-	cfg.OnLinkChange = func(up bool) { fmt.Println("link up:", up) }
-	c, err := mqttas.New(cfg)
+	c, err := mqttas.New(mqttas.Config{
+		Server:    "broker.local",
+		OnMessage: func(m mqttas.Message) { fmt.Printf("%s %s\n", m.Topic, m.Payload) },
+		OnConnect: func(ctx context.Context, c *mqttas.Client) {
+			_ = c.Subscribe(ctx, "commands/#", 1)
+		},
+		OnLinkChange: func(up bool) { fmt.Println("link up:", up) },
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -89,10 +89,7 @@ func ExampleConfig_callbacks() {
 
 // The first connection's refusal is an error you can inspect.
 func ExampleConnackError() {
-	cfg := mqttas.DefaultConfig()
-	cfg.Server = "127.0.0.1"
-	cfg.User, cfg.Password = "device", "wrong"
-	c, err := mqttas.New(cfg)
+	c, err := mqttas.New(mqttas.Config{Server: "127.0.0.1", User: "device", Password: "wrong"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -106,9 +103,7 @@ func ExampleConnackError() {
 
 // Bad arguments are refused before any I/O, with errors you can test.
 func ExampleClient_Publish_validation() {
-	cfg := mqttas.DefaultConfig()
-	cfg.Server = "127.0.0.1"
-	c, _ := mqttas.New(cfg)
+	c, _ := mqttas.New(mqttas.Config{Server: "127.0.0.1"})
 	defer c.Close()
 	err := c.Publish(context.Background(), "sensors/+/temp", nil, false, 1)
 	fmt.Println(errors.Is(err, mqttas.ErrInvalidTopic))

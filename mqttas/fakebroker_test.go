@@ -1132,7 +1132,7 @@ func fbLeakCheck(t testing.TB) {
 
 // fbConfig is a client configuration for the fake broker with short timings.
 func fbConfig(b *fakeBroker) Config {
-	cfg := DefaultConfig()
+	cfg := Config{}
 	cfg.Server = "127.0.0.1"
 	cfg.Port = b.Port()
 	cfg.ClientID = "fake-test"

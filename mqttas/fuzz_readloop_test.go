@@ -32,7 +32,7 @@ func FuzzReadLoop(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var dials atomic.Int32
 		served := make(chan struct{})
-		cfg := DefaultConfig()
+		cfg := Config{}
 		cfg.Server = "fuzz.invalid"
 		// Generous: it also bounds the CONNECT/CONNACK handshake, which must not fail on a loaded machine
 		// (fuzz workers fill every core). Each input still ends as soon as the broker has written it.

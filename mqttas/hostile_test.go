@@ -814,7 +814,7 @@ func TestHostile_FirstConnectSYNsDropped(t *testing.T) {
 	fbLeakCheck(t)
 	port := hostileSYNDropper(t)
 	for i := range 5 { // the classification used to race ctx's timer against the socket's deadline
-		cfg := DefaultConfig()
+		cfg := Config{}
 		cfg.Server, cfg.Port, cfg.ClientID = "127.0.0.1", port, fmt.Sprintf("syn-%d", i)
 		cfg.ResponseTime = 300 * time.Millisecond
 		c := fbClient(t, cfg)

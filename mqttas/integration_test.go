@@ -124,7 +124,7 @@ func (s *syncWriter) String() string {
 }
 
 func (m *mosquitto) config(id string) Config {
-	cfg := DefaultConfig()
+	cfg := Config{}
 	cfg.Server, cfg.Port, cfg.ClientID = "127.0.0.1", m.port, id
 	cfg.KeepAlive = 2 * time.Second
 	cfg.ResponseTime = time.Second
@@ -215,13 +215,13 @@ func TestIntegrationPubSubBothModes(t *testing.T) {
 	checkNoGoroutines(t, base)
 }
 
-// A persistent session (Clean=false) receives what was published while it was away, and the port accepts
+// A persistent session (KeepSession) receives what was published while it was away, and the port accepts
 // CONNACK session present = 1 (mqtt_as rejected it and never reconnected).
 func TestIntegrationPersistentSessionBacklog(t *testing.T) {
 	m := startMosquitto(t, "")
 	ctx := testCtx(t, 20*time.Second)
 	cfg := m.config("it-persistent")
-	cfg.Clean, cfg.CleanInit = false, false
+	cfg.KeepSession, cfg.ResumeSession = true, true
 	cfg.QueueLen = 50
 	c := mustConnect(t, cfg)
 	if err := c.Subscribe(ctx, "backlog", 1); err != nil {
@@ -250,12 +250,12 @@ func TestIntegrationPersistentSessionBacklog(t *testing.T) {
 	}
 }
 
-// CleanInit true with Clean false discards the old session at start-up only.
-func TestIntegrationCleanInitDiscardsOldSession(t *testing.T) {
+// KeepSession without ResumeSession discards the old session at start-up only (mqtt_as's clean_init).
+func TestIntegrationKeepSessionDiscardsOldSessionAtStart(t *testing.T) {
 	m := startMosquitto(t, "")
 	ctx := testCtx(t, 20*time.Second)
 	old := m.config("it-cleaninit")
-	old.Clean, old.CleanInit = false, false
+	old.KeepSession, old.ResumeSession = true, true
 	c := mustConnect(t, old)
 	if err := c.Subscribe(ctx, "ci", 1); err != nil {
 		t.Fatal(err)
@@ -267,7 +267,7 @@ func TestIntegrationCleanInitDiscardsOldSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := m.config("it-cleaninit")
-	fresh.Clean, fresh.CleanInit = false, true
+	fresh.KeepSession = true
 	fresh.QueueLen = 10
 	c2 := mustConnect(t, fresh)
 	if c2.Stats().SessionPresent {
@@ -290,7 +290,7 @@ func TestIntegrationCleanInitDiscardsOldSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	resume := fresh
-	resume.CleanInit = false
+	resume.ResumeSession = true
 	c3 := mustConnect(t, resume)
 	if !c3.Stats().SessionPresent {
 		t.Fatal("no session present: the dance did not end with a persistent session")
@@ -311,7 +311,7 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	m := startMosquitto(t, "")
 	ctx := testCtx(t, 30*time.Second)
 	cfg := m.config("it-restart")
-	cfg.Clean, cfg.CleanInit = false, true
+	cfg.KeepSession = true
 	cfg.QueueLen = 10
 	c := mustConnect(t, cfg)
 	if err := c.Subscribe(ctx, "restart", 1); err != nil {

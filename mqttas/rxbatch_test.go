@@ -236,7 +236,7 @@ func TestReadBatchDelayConfig(t *testing.T) {
 		{50 * time.Microsecond, true, 50 * time.Microsecond},
 		{2 * time.Second, false, 0},
 	} {
-		cfg := DefaultConfig()
+		cfg := Config{}
 		cfg.Server = "127.0.0.1"
 		cfg.ReadBatchDelay = tc.delay
 		err := cfg.validate()

@@ -79,7 +79,7 @@ func (c *Client) firstSession(ctx context.Context, quick bool) (*session, error)
 	if err := c.linkUp(ctx, !quick); err != nil {
 		return nil, err
 	}
-	if c.cfg.CleanInit && !c.cfg.Clean {
+	if c.cfg.KeepSession && !c.cfg.ResumeSession {
 		// Discard any old session, then keep one from now on (spec §8). mqtt_as slept 2 s after DISCONNECT;
 		// waiting for the broker to close the connection shows it has processed the DISCONNECT.
 		s, err := c.dialSession(ctx, true)
@@ -88,7 +88,7 @@ func (c *Client) firstSession(ctx context.Context, quick bool) (*session, error)
 		}
 		c.closeGracefully(s)
 	}
-	return c.dialSession(ctx, c.cfg.Clean)
+	return c.dialSession(ctx, !c.cfg.KeepSession)
 }
 
 // closeGracefully writes DISCONNECT on a session that has no goroutines yet and waits (up to ResponseTime)
@@ -317,7 +317,7 @@ func (c *Client) reconnect(ctx context.Context) *session {
 		err := c.linkUp(ctx, true)
 		if err == nil {
 			var s *session
-			if s, err = c.dialSession(ctx, c.cfg.Clean); err == nil {
+			if s, err = c.dialSession(ctx, !c.cfg.KeepSession); err == nil {
 				return s
 			}
 		}

@@ -54,12 +54,8 @@ func mqttasConfigAt(addr, name string) mqttas.Config {
 	Expect(err).NotTo(HaveOccurred())
 	p, err := strconv.Atoi(port)
 	Expect(err).NotTo(HaveOccurred())
-	cfg := mqttas.DefaultConfig()
-	cfg.Server, cfg.Port, cfg.ClientID = host, p, clientID(name)
-	cfg.KeepAlive = 2 * time.Second
-	cfg.ResponseTime = time.Second
-	cfg.ReconnectMin, cfg.ReconnectMax = 50*time.Millisecond, 500*time.Millisecond
-	return cfg
+	return mqttas.Config{Server: host, Port: p, ClientID: clientID(name), KeepAlive: 2 * time.Second,
+		ResponseTime: time.Second, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond}
 }
 
 // brokerLeaveCount counts the broker log lines saying client id left: a closed socket, a DISCONNECT or a

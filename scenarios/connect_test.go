@@ -162,7 +162,7 @@ var _ = Describe("TLS", Label("connect", "tls"), func() {
 		c.Up().Clear()
 		Expect(l.Reset(ctx)).To(Succeed())
 		reconnect := waitEvent(ctx, c.Up(), sessionRecovery, "a TLS reconnection")
-		Expect(c.Subscribe(ctx, "tls/a", 1)).To(Succeed()) // Clean=true: subscribe again
+		Expect(c.Subscribe(ctx, "tls/a", 1)).To(Succeed()) // a clean session: subscribe again
 		publishPlain(ctx, c, "tls", "tls/a", 6, 10)
 		Eventually(func() []uint64 { return got.firsts("tls/a") }).WithTimeout(sessionRecovery).Should(Equal(seqRange(1, 10)))
 		Expect(c.Stats().Reconnects).To(BeEquivalentTo(1))

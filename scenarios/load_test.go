@@ -82,8 +82,8 @@ func runLoad(ctx context.Context, n int) {
 	// Each client holds one socket, the link two per connection; mosquitto (process backend) one per client.
 	fig.NoFile = loadRaiseNoFile(uint64(4*n + 1024))
 
-	mc := mqttasclient.DefaultConfig()
-	mc.ReconnectMin, mc.ReconnectMax = 100*time.Millisecond, 2*time.Second // spread a fleet's reconnections
+	// Spread a fleet's reconnections.
+	mc := mqttasclient.Config{ReconnectMin: 100 * time.Millisecond, ReconnectMax: 2 * time.Second}
 	r := newRig(ctx, func(o *rig.Options) {
 		o.Clients = clients.Registry{mqttasclient.Name: mqttasclient.Factory(mc)}
 		o.Broker.NoPersistence = true // no broker restart here; spare the disk

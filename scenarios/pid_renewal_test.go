@@ -12,7 +12,6 @@ import (
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
 	"github.com/mqttas/mqttas-go/harness/rig"
-	"github.com/mqttas/mqttas-go/mqttas"
 )
 
 // pidResponseTime is the ResponseTime of the PID renewal specs: the DUP re-send period.
@@ -32,7 +31,7 @@ var _ = Describe("PID renewal on the wire", Label("pid-renewal"), func() {
 		"sends it again with a new id and DUP=0, and the Publish completes once PUBACKs flow", Label("drop-pubacks"),
 		func(ctx SpecContext) {
 			const topic = "pid/renewal"
-			maxRepubs := mqttas.DefaultConfig().MaxRepubs // the rig's mqttas keeps the default
+			const maxRepubs = 4 // the rig's mqttas keeps mqttas's default (Config.MaxRepubs 0 means 4)
 			r := newRig(ctx)
 			Expect(r.Observer.Subscribe(ctx, topic)).To(Succeed())
 			id := clientID("pub")

@@ -38,7 +38,7 @@ var _ = Describe("security", Label("security"), func() {
 		for name, addr := range subs {
 			cfg := mqttasConfigAt(addr, "sub-"+name)
 			cfg.TLS = tlsCfg
-			cfg.CleanInit, cfg.Clean = true, false
+			cfg.KeepSession = true
 			cfg.OnMessage = secLedgerSink(led, name)
 			c := connectMqttas(ctx, cfg)
 			Expect(c.Subscribe(ctx, "sec/tls/#", 1)).To(Succeed())
@@ -174,7 +174,7 @@ var _ = Describe("security", Label("security"), func() {
 		cfg := mqttasConfigAt(l.Addr(), "revoked")
 		cfg.User, cfg.Password = user, "old secret"
 		cfg.ReconnectMin, cfg.ReconnectMax = 100*time.Millisecond, 2*time.Second
-		cfg.CleanInit, cfg.Clean = true, false // the subscription survives the broker restarts
+		cfg.KeepSession = true // the subscription survives the broker restarts
 		dials := &secDialLog{}
 		cfg.Dial = dials.dial
 		got := &secReceived{}

@@ -23,13 +23,13 @@ const (
 	outageDetection = 10 * time.Second // the client noticing a fault (keepalive 2 s detects in ~2 s)
 )
 
-var _ = Describe("a persistent session (Clean=false)", Label("session"), func() {
-	// persistentSubscriber connects an mqttas client with Clean=false (and CleanInit=false: resume whatever
+var _ = Describe("a persistent session (KeepSession)", Label("session"), func() {
+	// persistentSubscriber connects an mqttas client with KeepSession (and ResumeSession: resume whatever
 	// session the broker has) in callback mode, subscribed at qos 1 to topic, its window open in the ledger.
 	persistentSubscriber := func(ctx SpecContext, r *rig.Rig, name, topic string) (*mqttas.Client, *deliveryLog) {
 		GinkgoHelper()
 		cfg := mqttasConfig(r, name)
-		cfg.CleanInit, cfg.Clean = false, false
+		cfg.KeepSession, cfg.ResumeSession = true, true
 		log := newDeliveryLog(cfg.ClientID, r.Ledger)
 		cfg.OnMessage = log.record
 		c := connectMqttas(ctx, cfg)
@@ -144,7 +144,7 @@ var _ = Describe("a persistent session (Clean=false)", Label("session"), func() 
 	}, SpecTimeout(2*time.Minute))
 })
 
-var _ = Describe("session start-up with CleanInit=true, Clean=false", Label("session"), func() {
+var _ = Describe("session start-up with KeepSession and no ResumeSession", Label("session"), func() {
 	It("discards the old session at start-up only: its queued message is lost, later outages keep the session", Label("clean-init", "down"), func(ctx SpecContext) {
 		const oldTopic, newTopic, backlog = "sess/init/old", "sess/init/new", 10
 		r := newRig(ctx)
@@ -152,7 +152,7 @@ var _ = Describe("session start-up with CleanInit=true, Clean=false", Label("ses
 		// Two persistent sessions, a and b, subscribe to oldTopic and leave; a message is queued for both.
 		for _, name := range []string{"a", "b"} {
 			cfg := mqttasConfig(r, name)
-			cfg.CleanInit, cfg.Clean = false, false
+			cfg.KeepSession, cfg.ResumeSession = true, true
 			c, err := mqttas.New(cfg)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(c.Connect(ctx)).To(Succeed())
@@ -164,19 +164,19 @@ var _ = Describe("session start-up with CleanInit=true, Clean=false", Label("ses
 		}
 		publishViaObserver(ctx, r, "obs", oldTopic, 1, 1)
 
-		// Control: a comes back with CleanInit=false and gets the queued message, so it really was queued.
+		// Control: a comes back with ResumeSession and gets the queued message, so it really was queued.
 		cfgA := mqttasConfig(r, "a")
-		cfgA.CleanInit, cfgA.Clean = false, false
+		cfgA.KeepSession, cfgA.ResumeSession = true, true
 		gotA := newDeliveryLog(cfgA.ClientID, r.Ledger)
 		cfgA.OnMessage = gotA.record
 		a := connectMqttas(ctx, cfgA)
 		Eventually(ctx, func() int { return gotA.distinct(oldTopic) }).WithTimeout(sessionRecovery).Should(Equal(1))
 		Expect(a.Stats().SessionPresent).To(BeTrue())
 
-		// b comes back with CleanInit=true: the old session, and the message queued in it, are gone.
+		// b comes back without ResumeSession: the old session, and the message queued in it, are gone.
 		startup := r.Link.Tap().Seq()
 		cfgB := mqttasConfig(r, "b")
-		cfgB.CleanInit, cfgB.Clean = true, false
+		cfgB.KeepSession = true
 		gotB := newDeliveryLog(cfgB.ClientID, r.Ledger)
 		cfgB.OnMessage = gotB.record
 		b := connectMqttas(ctx, cfgB)
@@ -212,17 +212,17 @@ var _ = Describe("session start-up with CleanInit=true, Clean=false", Label("ses
 
 		res := r.Ledger.Check()
 		AddReportEntry("verdict", res.Summary())
-		AddReportEntry("figures", fmt.Sprintf("b's CONNECT clean flags %v; a (CleanInit=false) received the old message, b did not; b's %d-message backlog complete",
+		AddReportEntry("figures", fmt.Sprintf("b's CONNECT clean flags %v; a (ResumeSession) received the old message, b did not; b's %d-message backlog complete",
 			clean, backlog))
 		Expect(res).To(ledgermatch.BeValidDelivery())
 	}, SpecTimeout(time.Minute))
 })
 
-var _ = Describe("a clean session (Clean=true)", Label("session"), func() {
+var _ = Describe("a clean session (the default)", Label("session"), func() {
 	It("loses the messages published while it was away, and its subscriptions, as documented", Label("down"), func(ctx SpecContext) {
 		const topic, before, away = "sess/clean/a", 5, 20
 		r := newRig(ctx)
-		cfg := mqttasConfig(r, "sub") // Clean=true, the default
+		cfg := mqttasConfig(r, "sub") // a clean session, the default
 		got := newDeliveryLog(cfg.ClientID, r.Ledger)
 		cfg.OnMessage = got.record
 		c := connectMqttas(ctx, cfg)
@@ -265,7 +265,7 @@ var _ = Describe("the event queue", Label("session", "queue"), func() {
 		const topic, queueLen, extra = "sess/queue/a", 8, 5
 		r := newRig(ctx)
 		cfg := mqttasConfig(r, "sub")
-		cfg.CleanInit, cfg.Clean = true, false
+		cfg.KeepSession = true
 		cfg.QueueLen = queueLen
 		c := connectMqttas(ctx, cfg)
 		Expect(c.Subscribe(ctx, topic, 1)).To(Succeed())
@@ -314,7 +314,7 @@ var _ = Describe("the broker's queue limit", Label("session", "queue-limit"), fu
 			o.Broker.Config = append(o.Broker.Config, fmt.Sprintf("max_queued_messages %d", limit))
 		})
 		cfg := mqttasConfig(r, "sub")
-		cfg.CleanInit, cfg.Clean = false, false
+		cfg.KeepSession, cfg.ResumeSession = true, true
 		got := newDeliveryLog(cfg.ClientID, r.Ledger)
 		cfg.OnMessage = got.record
 		c := connectMqttas(ctx, cfg)

@@ -25,7 +25,7 @@ var _ = Describe("subscribing across an outage", Label("subscribe"), func() {
 	It("completes a Subscribe issued while the link is down once it heals, and the subscription works", Label("down"), func(ctx SpecContext) {
 		const topic, n = "sub/late/a", 10
 		r := newRig(ctx)
-		cfg := mqttasConfig(r, "sub") // Clean=true: only a SUBSCRIBE sent on the new connection can count
+		cfg := mqttasConfig(r, "sub") // a clean session: only a SUBSCRIBE sent on the new connection can count
 		got := newDeliveryLog(cfg.ClientID, r.Ledger)
 		cfg.OnMessage = got.record
 		c := connectMqttas(ctx, cfg)
@@ -62,7 +62,7 @@ var _ = Describe("subscribing across an outage", Label("subscribe"), func() {
 		const topic, marker, n = "sub/unsub/a", "sub/unsub/marker", 10
 		r := newRig(ctx)
 		cfg := mqttasConfig(r, "sub")
-		cfg.CleanInit, cfg.Clean = true, false // the subscription outlives the outage unless Unsubscribe removes it
+		cfg.KeepSession = true // the subscription outlives the outage unless Unsubscribe removes it
 		got := newDeliveryLog(cfg.ClientID, r.Ledger)
 		cfg.OnMessage = got.record
 		c := connectMqttas(ctx, cfg)
@@ -103,7 +103,7 @@ var _ = Describe("subscribing across an outage", Label("subscribe"), func() {
 	}, SpecTimeout(time.Minute))
 })
 
-var _ = Describe("resubscribing on reconnection with Clean=true", Label("subscribe"), func() {
+var _ = Describe("resubscribing on reconnection in a clean session", Label("subscribe"), func() {
 	const filter = "sub/again/a"
 
 	It("restores deliveries after outages when the OnConnect hook subscribes, running once per connection", Label("reset", "down", "callback"), func(ctx SpecContext) {

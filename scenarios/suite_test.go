@@ -81,12 +81,8 @@ func mqttasConfig(r *rig.Rig, name string) mqttas.Config {
 	Expect(err).NotTo(HaveOccurred())
 	p, err := strconv.Atoi(port)
 	Expect(err).NotTo(HaveOccurred())
-	cfg := mqttas.DefaultConfig()
-	cfg.Server, cfg.Port, cfg.ClientID = host, p, clientID(name)
-	cfg.KeepAlive = 2 * time.Second
-	cfg.ResponseTime = time.Second
-	cfg.ReconnectMin, cfg.ReconnectMax = 50*time.Millisecond, 500*time.Millisecond
-	return cfg
+	return mqttas.Config{Server: host, Port: p, ClientID: clientID(name), KeepAlive: 2 * time.Second,
+		ResponseTime: time.Second, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond}
 }
 
 // connectMqttas makes and connects an mqttas client; it is closed after the spec.

@@ -131,14 +131,13 @@ func TestPubFlagsToConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mqttas.DefaultConfig()
-	want.Server, want.Port, want.ClientID, want.User, want.Password = "broker.example", 1884, "id1", "user", "pw"
-	want.KeepAlive, want.PingInterval, want.ResponseTime = 30*time.Second, 250*time.Millisecond, 1500*time.Millisecond
-	want.MaxRepubs, want.Clean, want.CleanInit, want.ReconnectMax = 2, false, true, 2*time.Second
+	want := mqttas.Config{Server: "broker.example", Port: 1884, ClientID: "id1", User: "user", Password: "pw",
+		KeepAlive: 30 * time.Second, PingInterval: 250 * time.Millisecond, ResponseTime: 1500 * time.Millisecond,
+		MaxRepubs: 2, KeepSession: true, ResumeSession: false, ReconnectMax: 2 * time.Second}
 	if cfg.Server != want.Server || cfg.Port != want.Port || cfg.ClientID != want.ClientID || cfg.User != want.User ||
 		cfg.Password != want.Password || cfg.KeepAlive != want.KeepAlive || cfg.PingInterval != want.PingInterval ||
-		cfg.ResponseTime != want.ResponseTime || cfg.MaxRepubs != want.MaxRepubs || cfg.Clean != want.Clean ||
-		cfg.CleanInit != want.CleanInit || cfg.ReconnectMax != want.ReconnectMax || cfg.TLS != nil || cfg.Logger != nil {
+		cfg.ResponseTime != want.ResponseTime || cfg.MaxRepubs != want.MaxRepubs || cfg.KeepSession != want.KeepSession ||
+		cfg.ResumeSession != want.ResumeSession || cfg.ReconnectMax != want.ReconnectMax || cfg.TLS != nil || cfg.Logger != nil {
 		t.Errorf("config:\n got %+v\nwant %+v", cfg, want)
 	}
 
@@ -149,15 +148,22 @@ func TestPubFlagsToConfig(t *testing.T) {
 	}
 	cfg, _ = f.config(io.Discard)
 	if cfg.Server != "localhost" || cfg.Port != 0 || cfg.KeepAlive != 60*time.Second || cfg.ResponseTime != 10*time.Second ||
-		cfg.MaxRepubs != 4 || !cfg.Clean || !cfg.CleanInit || cfg.ClientID != "" || f.qos != 0 {
+		cfg.MaxRepubs != 4 || cfg.KeepSession || cfg.ResumeSession || cfg.ClientID != "" || f.qos != 0 {
 		t.Errorf("default config: %+v", cfg)
 	}
 
 	// -c alone keeps any old session from the first connection on.
 	f, _, _ = parsePub([]string{"-t", "a", "-m", "b", "-c", "-i", "keep"}, io.Discard, io.Discard)
 	cfg, _ = f.config(io.Discard)
-	if cfg.Clean || cfg.CleanInit {
-		t.Errorf("-c: Clean %v CleanInit %v, want false false", cfg.Clean, cfg.CleanInit)
+	if !cfg.KeepSession || !cfg.ResumeSession {
+		t.Errorf("-c: KeepSession %v ResumeSession %v, want true true", cfg.KeepSession, cfg.ResumeSession)
+	}
+
+	// -k 0 and --max-repubs 0 mean none (mqttas reads a zero field as its default).
+	f, _, _ = parsePub([]string{"-t", "a", "-m", "b", "-k", "0", "--max-repubs", "0"}, io.Discard, io.Discard)
+	cfg, _ = f.config(io.Discard)
+	if cfg.KeepAlive >= 0 || cfg.MaxRepubs >= 0 {
+		t.Errorf("-k 0 --max-repubs 0: KeepAlive %v MaxRepubs %d, want both negative", cfg.KeepAlive, cfg.MaxRepubs)
 	}
 
 	// -d logs at debug level.

@@ -58,11 +58,10 @@ type options struct {
 
 // register adds the common flags to fs, with mosquitto's letters and defaults.
 func (o *options) register(fs *flag.FlagSet) {
-	def := mqttas.DefaultConfig()
 	fs.StringVar(&o.host, "h", "localhost", "broker `host`")
 	fs.IntVar(&o.port, "p", 0, "broker `port` (default 1883, or 8883 with TLS)")
 	fs.StringVar(&o.id, "i", "", "client `id` (default: a random one)")
-	fs.IntVar(&o.keepalive, "k", int(def.KeepAlive/time.Second), "keepalive in `seconds` (0 disables the broker's timer)")
+	fs.IntVar(&o.keepalive, "k", 60, "keepalive in `seconds` (0 disables the broker's timer)")
 	fs.StringVar(&o.user, "u", "", "`username`")
 	fs.StringVar(&o.password, "P", "", "`password` (sent only with -u)")
 	fs.BoolVar(&o.noClean, "c", false, "no clean session: the broker keeps subscriptions and queues qos 1 messages\nwhile the client is away (needs -i)")
@@ -74,9 +73,9 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.insecure, "insecure", false, "TLS: do not check that the broker's certificate names the host\n(the certificate chain is still verified)")
 	fs.BoolVar(&o.osCerts, "tls-use-os-certs", false, "connect with TLS and verify the broker with the system's CA certificates")
 	fs.Var(durationValue{&o.pingInterval}, "ping-interval", "ping at least every `duration` (default keepalive/4); the broker is declared\ndead after 4 intervals of silence")
-	o.responseTime = def.ResponseTime
+	o.responseTime = 10 * time.Second // mqttas's default
 	fs.Var(durationValue{&o.responseTime}, "response-time", "wait this `duration` for any answer from the broker before re-sending or\nreconnecting")
-	fs.IntVar(&o.maxRepubs, "max-repubs", def.MaxRepubs, "re-send an unacknowledged qos 1 publication with DUP up to `n` times, then\ndeclare the link dead and re-send it after reconnecting")
+	fs.IntVar(&o.maxRepubs, "max-repubs", 4, "re-send an unacknowledged qos 1 publication with DUP up to `n` times, then\ndeclare the link dead and re-send it after reconnecting")
 	fs.BoolVar(&o.cleanInit, "clean-init", false, "with -c: discard any old session at start-up, then keep the session\nacross outages")
 	fs.Var(durationValue{&o.reconnectMax}, "reconnect-max", "wait at most this `duration` between reconnection attempts (default 1s)")
 }
@@ -121,17 +120,27 @@ func (o *options) check() error {
 
 // config builds the client configuration. The callbacks are the caller's to fill in.
 func (o *options) config(debug io.Writer) (mqttas.Config, error) {
-	cfg := mqttas.DefaultConfig()
-	cfg.Server = o.host
-	cfg.Port = o.port
-	cfg.ClientID = o.id
-	cfg.User, cfg.Password = o.user, o.password
-	cfg.KeepAlive = time.Duration(o.keepalive) * time.Second
-	cfg.PingInterval = o.pingInterval
-	cfg.ResponseTime = o.responseTime
-	cfg.MaxRepubs = o.maxRepubs
-	cfg.Clean, cfg.CleanInit = !o.noClean, !o.noClean || o.cleanInit
-	cfg.ReconnectMax = o.reconnectMax
+	cfg := mqttas.Config{
+		Server:        o.host,
+		Port:          o.port,
+		ClientID:      o.id,
+		User:          o.user,
+		Password:      o.password,
+		KeepAlive:     time.Duration(o.keepalive) * time.Second,
+		PingInterval:  o.pingInterval,
+		ResponseTime:  o.responseTime,
+		MaxRepubs:     o.maxRepubs,
+		KeepSession:   o.noClean,
+		ResumeSession: o.noClean && !o.cleanInit,
+		ReconnectMax:  o.reconnectMax,
+	}
+	// mqttas reads 0 as its default; -k 0 and --max-repubs 0 mean none.
+	if o.keepalive == 0 {
+		cfg.KeepAlive = -1
+	}
+	if o.maxRepubs == 0 {
+		cfg.MaxRepubs = -1
+	}
 	tc, err := o.tlsConfig()
 	if err != nil {
 		return cfg, err

@@ -152,7 +152,7 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if conns.Add(1) == 1 {
 			return // runSub subscribes on the first connection, and reports a refusal
 		}
-		if !cfg.Clean && c.Stats().SessionPresent {
+		if cfg.KeepSession && c.Stats().SessionPresent {
 			return // the broker kept the subscriptions, and queued what arrived meanwhile
 		}
 		for _, t := range topics {
@@ -164,7 +164,7 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		why := "clean session: messages published while the link was down are lost; -c -i id -q 1 keeps them"
-		if !cfg.Clean {
+		if cfg.KeepSession {
 			why = "the broker had lost the session and the messages queued in it"
 		}
 		rep.printf("resubscribed to %s (%s)", strings.Join(topics, ", "), why)

@@ -37,8 +37,7 @@ type Options struct {
 // Registry returns the standard client registry: "mqttas" and "paho" with short reconnection delays, so
 // recovery is measured, not backoff.
 func Registry() clients.Registry {
-	mc := mqttasclient.DefaultConfig()
-	mc.ReconnectMin, mc.ReconnectMax = 50*time.Millisecond, 500*time.Millisecond
+	mc := mqttasclient.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond}
 	return clients.Registry{
 		mqttasclient.Name: mqttasclient.Factory(mc),
 		pahoclient.Name:   pahoclient.Factory(pahoclient.DefaultConfig()),

@@ -18,12 +18,14 @@ import (
 // Name is the client's name in a clients.Registry.
 const Name = "mqttas"
 
-// Config holds the mqttas settings that clients.Options does not express.
+// Config holds the mqttas settings that clients.Options does not express. Its zero value keeps mqttas's
+// defaults.
 type Config struct {
-	// CleanInit is the clean flag of the first connection. Nil follows Options.CleanSession, so a
-	// persistent client resumes its old session (mqttas's CleanInit=true would discard it first).
-	CleanInit *bool
-	// MaxRepubs is the number of DUP re-sends before the link is declared dead; -1 keeps mqttas's default (4).
+	// DiscardOldSession makes a persistent client (Options.CleanSession false) discard the session the broker
+	// kept from an earlier run at start-up (mqttas without ResumeSession). False resumes it.
+	DiscardOldSession bool
+	// MaxRepubs is the number of DUP re-sends before the link is declared dead; 0 keeps mqttas's default (4),
+	// negative means none.
 	MaxRepubs int
 	// PingInterval shortens the ping interval below KeepAlive/4; 0 keeps the derived one.
 	PingInterval time.Duration
@@ -32,9 +34,6 @@ type Config struct {
 	// Dial replaces the TCP dialer (e.g. to count or fail dials); nil uses net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
-
-// DefaultConfig keeps mqttas's defaults.
-func DefaultConfig() Config { return Config{MaxRepubs: -1} }
 
 // Factory returns a clients.Factory for mqttas with cfg.
 func Factory(cfg Config) clients.Factory {
@@ -64,20 +63,14 @@ func New(o clients.Options, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: Addr %q: bad port", clients.ErrInvalidOptions, o.Addr)
 	}
-	mc := mqttas.DefaultConfig()
-	mc.Server, mc.Port, mc.ClientID = host, port, o.ClientID
-	mc.Clean, mc.CleanInit = o.CleanSession, o.CleanSession
-	if cfg.CleanInit != nil {
-		mc.CleanInit = *cfg.CleanInit
-	}
+	mc := mqttas.Config{Server: host, Port: port, ClientID: o.ClientID, MaxRepubs: cfg.MaxRepubs}
+	mc.KeepSession = !o.CleanSession
+	mc.ResumeSession = mc.KeepSession && !cfg.DiscardOldSession
 	if o.KeepAlive > 0 {
 		mc.KeepAlive = time.Duration(math.Ceil(o.KeepAlive.Seconds())) * time.Second
 	}
 	if o.ResponseTimeout > 0 {
 		mc.ResponseTime = o.ResponseTimeout
-	}
-	if cfg.MaxRepubs >= 0 {
-		mc.MaxRepubs = cfg.MaxRepubs
 	}
 	mc.PingInterval = cfg.PingInterval
 	mc.ReconnectMin, mc.ReconnectMax = cfg.ReconnectMin, cfg.ReconnectMax

@@ -11,13 +11,13 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	cfg := DefaultConfig()
+	var cfg Config
 	cfg.ReconnectMin, cfg.ReconnectMax = 20*time.Millisecond, 200*time.Millisecond
 	clientstest.Conformance(t, Factory(cfg))
 }
 
 func TestPublishBeforeConnectIsNotSent(t *testing.T) {
-	c, err := New(clients.Options{Addr: "127.0.0.1:1", ClientID: "never"}, DefaultConfig())
+	c, err := New(clients.Options{Addr: "127.0.0.1:1", ClientID: "never"}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +33,10 @@ func TestPublishBeforeConnectIsNotSent(t *testing.T) {
 }
 
 func TestOptionsMapped(t *testing.T) {
-	if _, err := New(clients.Options{Addr: "no-port"}, DefaultConfig()); !errors.Is(err, clients.ErrInvalidOptions) {
+	if _, err := New(clients.Options{Addr: "no-port"}, Config{}); !errors.Is(err, clients.ErrInvalidOptions) {
 		t.Fatalf("got %v, want ErrInvalidOptions", err)
 	}
-	c, err := New(clients.Options{Addr: "127.0.0.1:1883", ClientID: "x", KeepAlive: 1500 * time.Millisecond}, DefaultConfig())
+	c, err := New(clients.Options{Addr: "127.0.0.1:1883", ClientID: "x", KeepAlive: 1500 * time.Millisecond}, Config{})
 	if err != nil {
 		t.Fatalf("a sub-second keepalive must be rounded up, not refused: %v", err)
 	}
