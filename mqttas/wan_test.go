@@ -175,10 +175,7 @@ func TestWANCheckNameValidation(t *testing.T) {
 		{"example.com\x00", false},
 		{"exämple.com", false},
 	} {
-		cfg := DefaultConfig()
-		cfg.Server = "127.0.0.1"
-		cfg.WANCheckName = tc.name
-		c, err := New(cfg)
+		c, err := New(Config{Server: "127.0.0.1", WANCheckName: tc.name})
 		if tc.ok {
 			if err != nil {
 				t.Errorf("WANCheckName %q: New: %v", tc.name, err)
