@@ -102,12 +102,12 @@ var _ = Describe("security", Label("security"), func() {
 	It("with require_certificate: a client without a certificate is rejected at the TLS layer, one with a certificate connects", Label("tls", "auth"), func(ctx SpecContext) {
 		pki := newSecPKI()
 		client := pki.issue("mqttas-test-client", false, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
-		_, l := startBrokerBehindLink(ctx, pki.brokerOptions(pki.server(), pki.clientTLS(client.pair), "require_certificate true"))
+		_, l := startBrokerBehindLink(ctx, pki.brokerOptions(pki.Server(), pki.ClientTLS(client.Pair), "require_certificate true"))
 
 		// No certificate: the handshake (TLS 1.2) or the first read after it (TLS 1.3) meets the server's alert.
 		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 			cfg := mqttasConfigAt(l.Addr(), "nocert")
-			cfg.TLS = pki.clientTLS()
+			cfg.TLS = pki.ClientTLS()
 			cfg.TLS.MinVersion, cfg.TLS.MaxVersion = version, version
 			err := failedFirstConnect(ctx, l, cfg)
 			var ce *mqttas.ConnackError
@@ -122,7 +122,7 @@ var _ = Describe("security", Label("security"), func() {
 
 		// A certificate the broker's CA signed: connected, and a qos 1 round trip works.
 		cfg := mqttasConfigAt(l.Addr(), "withcert")
-		cfg.TLS = pki.clientTLS(client.pair)
+		cfg.TLS = pki.ClientTLS(client.Pair)
 		got := &secReceived{}
 		cfg.OnMessage = got.record
 		c := connectMqttas(ctx, cfg)
@@ -139,13 +139,13 @@ var _ = Describe("security", Label("security"), func() {
 		now := time.Now()
 		expired := pki.issue("127.0.0.1", true, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
 		// The readiness probe checks the chain as of a time the certificate was valid.
-		probe := pki.clientTLS()
+		probe := pki.ClientTLS()
 		probe.ServerName = "127.0.0.1"
-		probe.Time = func() time.Time { return expired.cert.NotAfter.Add(-time.Hour) }
+		probe.Time = func() time.Time { return expired.Cert.NotAfter.Add(-time.Hour) }
 		_, l := startBrokerBehindLink(ctx, pki.brokerOptions(expired, probe))
 
 		cfg := mqttasConfigAt(l.Addr(), "expired")
-		cfg.TLS = pki.clientTLS()
+		cfg.TLS = pki.ClientTLS()
 		err := failedFirstConnect(ctx, l, cfg)
 		var cie x509.CertificateInvalidError
 		Expect(errors.As(err, &cie)).To(BeTrue(), "an x509.CertificateInvalidError: %v", err)
