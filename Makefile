@@ -88,14 +88,17 @@ replay: deps
 	SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
 	  $(GO) run ./cmd/soak -trace $(TRACE) -out $(REPORTS)/replay-$$(basename $(TRACE) .yaml)-$$(date +%Y%m%d-%H%M%S)
 
-# mqttas against paho.mqtt.golang on one broker, interleaved rounds: reports/bench/bench.{md,json}.
+# mqttas against paho.mqtt.golang on one broker, interleaved rounds: bench/results/bench.{md,json} (committed),
+# then the README's generated tables from the results.
 BENCHFLAGS ?=
 bench: deps
-	$(GO) run ./cmd/bench -out $(REPORTS)/bench $(BENCHFLAGS) bench
+	$(GO) run ./cmd/bench $(BENCHFLAGS) bench
+	$(GO) run ./cmd/bench readme
 
-# The fault scenarios through both clients' adapters: reports/bench/compare.{md,json}.
+# The fault scenarios through both clients' adapters: bench/results/compare.{md,json}, then the README's tables.
 compare: deps
-	$(GO) run ./cmd/bench -out $(REPORTS)/bench $(BENCHFLAGS) compare
+	$(GO) run ./cmd/bench $(BENCHFLAGS) compare
+	$(GO) run ./cmd/bench readme
 
 # The publish paths as Go benchmarks, with allocations.
 bench-go: deps

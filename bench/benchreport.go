@@ -167,21 +167,26 @@ func (r *BenchReport) metricTable(title string, ref bool, prefixes ...string) *T
 		for _, p := range prefixes {
 			match = match || strings.HasPrefix(m.ID, p)
 		}
-		if !match {
-			continue
+		if match {
+			t.AddRow(m.row(ref)...)
 		}
-		row := []string{m.Name, m.cell(MQTTAS), m.cell(Paho), ratioCell(m.Ratio)}
-		if ref {
-			switch {
-			case m.Values[ToolsName] != nil:
-				row = append(row, ToolsName+": "+m.cell(ToolsName), ratioCell(m.RatioTools))
-			case m.Values[RawName] != nil:
-				row = append(row, RawName+": "+m.cell(RawName), ratioCell(m.RatioRaw))
-			}
-		}
-		t.AddRow(row...)
 	}
 	return t
+}
+
+// metricRow renders one metric: its name, both clients, their ratio and, with ref, the reference measured
+// in the same rounds and mqttas's ratio to it.
+func (m *Metric) row(ref bool) []string {
+	row := []string{m.Name, m.cell(MQTTAS), m.cell(Paho), ratioCell(m.Ratio)}
+	if ref {
+		switch {
+		case m.Values[ToolsName] != nil:
+			row = append(row, ToolsName+": "+m.cell(ToolsName), ratioCell(m.RatioTools))
+		case m.Values[RawName] != nil:
+			row = append(row, RawName+": "+m.cell(RawName), ratioCell(m.RatioRaw))
+		}
+	}
+	return row
 }
 
 // Markdown renders the report.
@@ -193,6 +198,9 @@ func (r *BenchReport) Markdown() string {
 		"private mosquitto process (`max_queued_messages 0`, no persistence) on loopback; %d-byte payloads. "+
 		"Cells are median [min–max] over the rounds; ratios are the median [min–max] of the per-round ratios. "+
 		"Run took %v.\n\n", c.Rounds, c.PayloadSize, r.Duration.Round(time.Second))
+	if r.Command != "" {
+		fmt.Fprintf(&b, "Produced by `%s`.\n\n", r.Command)
+	}
 	b.WriteString(r.Machine.Table().Markdown())
 	b.WriteString("\n")
 	gt := GoalsTable("Goals", r.Goals)

@@ -555,7 +555,9 @@ func (e *env) backlog(ctx context.Context) (Verdict, error) {
 
 // CompareReport is what RunCompare found.
 type CompareReport struct {
-	Machine   Machine        `json:"machine"`
+	Machine Machine `json:"machine"`
+	// Command is the command line that produced the report (set by its caller).
+	Command   string         `json:"command"`
 	Config    CompareConfig  `json:"config"`
 	Settings  string         `json:"settings"`
 	Scenarios []ScenarioInfo `json:"scenarios"`
@@ -608,7 +610,7 @@ func RunCompare(ctx context.Context, cfg CompareConfig) (*CompareReport, error) 
 	}
 	rep.Machine.LoadEnd = LoadAvg()
 	rep.Gaps = gapChecks(rep.Verdicts)
-	rep.Goals = compareGoals(rep.Verdicts)
+	rep.Goals = compareGoals(rep.Verdicts, cfg.Settings)
 	rep.Duration = time.Since(began)
 	return rep, nil
 }

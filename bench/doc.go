@@ -9,6 +9,8 @@
 // the two clients of a round share the machine's momentary load. The machine's facts go with every
 // report, because the absolute figures mean little on another machine.
 //
-// cmd/bench is the command; RunBench and RunCompare are its two halves, usable from tests with small
-// sizes.
+// The machine's facts include the date and the commit measured. cmd/bench is the command; RunBench and
+// RunCompare are its two halves, usable from tests with small sizes. Their reports are committed in
+// ResultsDir, and the README's tables are rendered from them (ReadmeSections, Splice): the README quotes
+// no figure that is not in a committed results file, and a test checks that its tables match them.
 package bench

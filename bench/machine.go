@@ -16,7 +16,10 @@ import (
 
 // Machine holds the facts that make a report's figures interpretable.
 type Machine struct {
-	Date       string `json:"date"` // RFC 3339, when the run started
+	Date string `json:"date"` // RFC 3339, when the run started
+	// Commit is the checkout the run measured: git's HEAD, with "-dirty" when the tree differs from it
+	// (the results and README that cmd/bench writes aside), "unknown" outside a git checkout.
+	Commit     string `json:"commit"`
 	CPU        string `json:"cpu"`
 	Cores      int    `json:"cores"` // logical CPUs
 	GOMAXPROCS int    `json:"gomaxprocs"`
@@ -34,7 +37,8 @@ type Machine struct {
 // CollectMachine gathers the machine's facts; what it cannot find reads "unknown".
 func CollectMachine(ctx context.Context, mosquittoBin string) Machine {
 	m := Machine{
-		Date:       time.Now().Format(time.RFC3339),
+		Date:       time.Now().UTC().Format(time.RFC3339),
+		Commit:     Commit(ctx),
 		CPU:        cpuModel(),
 		Cores:      runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
@@ -48,6 +52,47 @@ func CollectMachine(ctx context.Context, mosquittoBin string) Machine {
 		LoadStart:  LoadAvg(),
 	}
 	return m
+}
+
+// Commit names the checkout in the current directory: git's HEAD, plus "-dirty" when a file differs
+// from it or is untracked (ignored files, ResultsDir and README aside: they are what cmd/bench writes).
+// Without git it falls back to the revision the binary was built from, and then to "unknown".
+func Commit(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	git := func(args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, "git", args...).Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	if head, err := git("rev-parse", "HEAD"); err == nil && head != "" {
+		status, err := git("status", "--porcelain", "--", ":(top)",
+			":(top,exclude)"+ResultsDir, ":(top,exclude)"+README)
+		switch {
+		case err != nil:
+			return head + "-unknown-status"
+		case status != "":
+			return head + "-dirty"
+		}
+		return head
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var rev, modified string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
+		}
+		if rev != "" {
+			if modified == "true" {
+				rev += "-dirty"
+			}
+			return rev
+		}
+	}
+	return "unknown"
 }
 
 // LoadAvg returns the 1, 5 and 15 minute load averages, or "unknown".
@@ -148,6 +193,7 @@ func pahoVersion() string {
 func (m Machine) Table() *Table {
 	t := &Table{Title: "Machine", Header: []string{"item", "value"}}
 	t.AddRow("date", m.Date)
+	t.AddRow("commit", m.Commit)
 	t.AddRow("CPU", m.CPU)
 	t.AddRow("cores (logical) / GOMAXPROCS", fmtFloat(float64(m.Cores))+" / "+fmtFloat(float64(m.GOMAXPROCS)))
 	t.AddRow("memory", m.MemoryGB)

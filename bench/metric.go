@@ -66,12 +66,14 @@ type Metric struct {
 	Ratio      *Summary           `json:"ratio_mqttas_paho,omitempty"`  // per-round mqttas/paho
 	RatioTools *Summary           `json:"ratio_mqttas_tools,omitempty"` // per-round mqttas/tools
 	RatioRaw   *Summary           `json:"ratio_mqttas_raw,omitempty"`   // per-round mqttas/raw socket floor
-	fmt        func(float64) string
-	noRatio    bool // counts that should be 0: a ratio means nothing
+	// Format is how the tables render the values, saved so that a report loaded from its JSON renders
+	// the same tables.
+	Format  numFormat `json:"format"`
+	noRatio bool      // counts that should be 0: a ratio means nothing
 }
 
-func newMetric(id, name, unit, better string, f func(float64) string) *Metric {
-	return &Metric{ID: id, Name: name, Unit: unit, Better: better, Values: map[string]Series{}, fmt: f}
+func newMetric(id, name, unit, better string, f numFormat) *Metric {
+	return &Metric{ID: id, Name: name, Unit: unit, Better: better, Values: map[string]Series{}, Format: f}
 }
 
 // set records client's value for round r (0-based), growing the series with NaN as needed.
@@ -116,11 +118,7 @@ func (m *Metric) cell(client string) string {
 	if !ok {
 		return ""
 	}
-	f := m.fmt
-	if f == nil {
-		f = fmtFloat
-	}
-	return s.Format(f)
+	return s.Format(m.Format.render)
 }
 
 func ratioCell(r *Summary) string {
@@ -128,4 +126,64 @@ func ratioCell(r *Summary) string {
 		return ""
 	}
 	return r.Format(fmtRatio)
+}
+
+// numFormat names a number formatter of the tables; the name is what a report's JSON holds.
+type numFormat string
+
+const (
+	asRate   numFormat = "rate"   // messages per second: 91.3k
+	asRatio  numFormat = "ratio"  // 1.23×
+	asMS     numFormat = "ms"     // milliseconds
+	asSec    numFormat = "sec"    // milliseconds rendered as seconds
+	asSecs   numFormat = "secs"   // seconds
+	asUS     numFormat = "us"     // microseconds, no decimals
+	asUS1    numFormat = "us1"    // microseconds, one decimal
+	asKB     numFormat = "kb"     // bytes rendered as KB
+	asFloat  numFormat = "float"  // a plain number, one decimal unless whole
+	asFloat1 numFormat = "float1" // one decimal
+	asFloat2 numFormat = "float2" // two decimals
+	asPct    numFormat = "pct"    // a percentage
+	asInt    numFormat = "int"    // no decimals
+)
+
+// formatter returns the formatter f names, or false for a name no table knows.
+func (f numFormat) formatter() (func(float64) string, bool) {
+	switch f {
+	case asRate:
+		return fmtRate, true
+	case asRatio:
+		return fmtRatio, true
+	case asMS:
+		return fmtMS, true
+	case asSec:
+		return fmtSec, true
+	case asSecs:
+		return fmtSecs, true
+	case asUS:
+		return fmtUS, true
+	case asUS1:
+		return fmtUS1, true
+	case asKB:
+		return fmtKB, true
+	case asFloat:
+		return fmtFloat, true
+	case asFloat1:
+		return fmtFloat1, true
+	case asFloat2:
+		return fmtFloat2, true
+	case asPct:
+		return fmtPct, true
+	case asInt:
+		return fmtInt, true
+	}
+	return nil, false
+}
+
+// render formats x; an unknown format renders as a plain number.
+func (f numFormat) render(x float64) string {
+	if g, ok := f.formatter(); ok {
+		return g(x)
+	}
+	return fmtFloat(x)
 }

@@ -109,7 +109,9 @@ func checkNames(what string, names, known []string) error {
 
 // BenchReport is what RunBench measured.
 type BenchReport struct {
-	Machine  Machine       `json:"machine"`
+	Machine Machine `json:"machine"`
+	// Command is the command line that produced the report (set by its caller).
+	Command  string        `json:"command"`
 	Config   BenchConfig   `json:"config"`
 	Settings string        `json:"outage_settings"`
 	Metrics  []*Metric     `json:"metrics"`
@@ -131,7 +133,7 @@ type OutageRun struct {
 	OutageTrial
 }
 
-func (r *BenchReport) metric(id, name, unit, better string, f func(float64) string) *Metric {
+func (r *BenchReport) metric(id, name, unit, better string, f numFormat) *Metric {
 	if m, ok := r.byID[id]; ok {
 		return m
 	}
@@ -218,9 +220,9 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 func tag(section, lib string, round int) string { return fmt.Sprintf("%s-%s-r%d", section, lib, round) }
 
 func benchQoS0(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr string, round int, libs []string, tmp string, b broker.Broker, pid int) {
-	rate := rep.metric("qos0.rate", fmt.Sprintf("qos 0 throughput, %d × %d B, received msg/s", cfg.QoS0Msgs, cfg.PayloadSize), "msg/s", "higher", fmtRate)
-	prate := rep.metric("qos0.publish_rate", "qos 0 publish loop (Publish calls/s)", "msg/s", "higher", fmtRate)
-	lost := rep.metric("qos0.lost", "qos 0 lost + duplicated + reordered", "count", "lower", fmtFloat)
+	rate := rep.metric("qos0.rate", fmt.Sprintf("qos 0 throughput, %d × %d B, received msg/s", cfg.QoS0Msgs, cfg.PayloadSize), "msg/s", "higher", asRate)
+	prate := rep.metric("qos0.publish_rate", "qos 0 publish loop (Publish calls/s)", "msg/s", "higher", asRate)
+	lost := rep.metric("qos0.lost", "qos 0 lost + duplicated + reordered", "count", "lower", asFloat)
 	lost.noRatio = true
 	run := func(name string, f func() (flowResult, error)) {
 		res, err := f()
@@ -259,10 +261,10 @@ func benchQoS0(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr str
 }
 
 func benchQoS1Seq(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr string, round int, libs []string, pid int) {
-	p50 := rep.metric("qos1seq.p50", fmt.Sprintf("qos 1 sequential, %d msgs: Publish latency p50", cfg.QoS1SeqMsgs), "µs", "lower", fmtUS)
-	p99 := rep.metric("qos1seq.p99", "qos 1 sequential: Publish latency p99", "µs", "lower", fmtUS)
-	rate := rep.metric("qos1seq.rate", "qos 1 sequential: throughput (msg/s)", "msg/s", "higher", fmtRate)
-	lost := rep.metric("qos1seq.lost", "qos 1 sequential: lost + duplicated", "count", "lower", fmtFloat)
+	p50 := rep.metric("qos1seq.p50", fmt.Sprintf("qos 1 sequential, %d msgs: Publish latency p50", cfg.QoS1SeqMsgs), "µs", "lower", asUS)
+	p99 := rep.metric("qos1seq.p99", "qos 1 sequential: Publish latency p99", "µs", "lower", asUS)
+	rate := rep.metric("qos1seq.rate", "qos 1 sequential: throughput (msg/s)", "msg/s", "higher", asRate)
+	lost := rep.metric("qos1seq.lost", "qos 1 sequential: lost + duplicated", "count", "lower", asFloat)
 	lost.noRatio = true
 	names := slices.Clone(libs)
 	if round%2 == 0 {
@@ -296,9 +298,9 @@ func benchQoS1Seq(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr 
 }
 
 func benchWindow(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr string, round int, libs []string, pid int) {
-	rate := rep.metric("qos1win.rate", fmt.Sprintf("qos 1, %d in flight, %d msgs: received msg/s", cfg.Window, cfg.WindowMsgs), "msg/s", "higher", fmtRate)
-	ack := rep.metric("qos1win.ack_rate", fmt.Sprintf("qos 1, %d in flight: acknowledged msg/s", cfg.Window), "msg/s", "higher", fmtRate)
-	lost := rep.metric("qos1win.lost", fmt.Sprintf("qos 1, %d in flight: lost + duplicated", cfg.Window), "count", "lower", fmtFloat)
+	rate := rep.metric("qos1win.rate", fmt.Sprintf("qos 1, %d in flight, %d msgs: received msg/s", cfg.Window, cfg.WindowMsgs), "msg/s", "higher", asRate)
+	ack := rep.metric("qos1win.ack_rate", fmt.Sprintf("qos 1, %d in flight: acknowledged msg/s", cfg.Window), "msg/s", "higher", asRate)
+	lost := rep.metric("qos1win.lost", fmt.Sprintf("qos 1, %d in flight: lost + duplicated", cfg.Window), "count", "lower", asFloat)
 	lost.noRatio = true
 	for _, lib := range libs {
 		res, err := runQoS1Window(ctx, lib, addr, cfg.WindowMsgs, cfg.Window, cfg.PayloadSize, tag("q1w", lib, round), pid)
@@ -320,8 +322,8 @@ func benchWindow(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr s
 
 func benchAllocs(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr string, round int, libs []string) {
 	for _, c := range AllocCases() {
-		allocs := rep.metric("allocs."+c.Name, "allocations per message: "+c.Desc, "allocs", "lower", fmtFloat1)
-		bytes := rep.metric("allocs."+c.Name+".bytes", "bytes allocated per message: "+c.Desc, "bytes", "lower", fmtInt)
+		allocs := rep.metric("allocs."+c.Name, "allocations per message: "+c.Desc, "allocs", "lower", asFloat1)
+		bytes := rep.metric("allocs."+c.Name+".bytes", "bytes allocated per message: "+c.Desc, "bytes", "lower", asInt)
 		n := cfg.AllocMsgs
 		if c.Name == "publish-qos1" {
 			n = max(n/4, 1)
@@ -343,11 +345,11 @@ func benchAllocs(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr s
 }
 
 func benchOutage(ctx context.Context, rep *BenchReport, cfg *BenchConfig, round int, libs []string) {
-	det := rep.metric("outage.silent.detection", "silent blackhole: fault → client reports the link lost", "ms", "lower", fmtSec)
-	srec := rep.metric("outage.silent.recovery", "silent blackhole, healed during a pending connect attempt: heal → qos 1 publish acked", "ms", "lower", fmtMS)
-	sup := rep.metric("outage.silent.reconnect", "silent blackhole, healed during a pending connect attempt: heal → connected", "ms", "lower", fmtMS)
-	drec := rep.metric("outage.down.recovery", fmt.Sprintf("link down (connections refused) %v–%v: heal → qos 1 publish acked", cfg.DownHold, cfg.DownHold+time.Second), "ms", "lower", fmtMS)
-	dup := rep.metric("outage.down.reconnect", "link down: heal → connected", "ms", "lower", fmtMS)
+	det := rep.metric("outage.silent.detection", "silent blackhole: fault → client reports the link lost", "ms", "lower", asSec)
+	srec := rep.metric("outage.silent.recovery", "silent blackhole, healed during a pending connect attempt: heal → qos 1 publish acked", "ms", "lower", asMS)
+	sup := rep.metric("outage.silent.reconnect", "silent blackhole, healed during a pending connect attempt: heal → connected", "ms", "lower", asMS)
+	drec := rep.metric("outage.down.recovery", fmt.Sprintf("link down (connections refused) %v–%v: heal → qos 1 publish acked", cfg.DownHold, cfg.DownHold+time.Second), "ms", "lower", asMS)
+	dup := rep.metric("outage.down.reconnect", "link down: heal → connected", "ms", "lower", asMS)
 	r, err := rig.New(ctx, cfg.Settings.RigOptions())
 	if err != nil {
 		rep.errorf("outage round %d: rig: %v", round+1, err)
@@ -396,13 +398,13 @@ func benchIdle(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr str
 		m   *Metric
 		get func(IdleResult) float64
 	}{
-		{rep.metric("idle.heap+stack", fmt.Sprintf("idle client (%d in one process): heap in use + stack in use", n), "bytes", "lower", fmtKB), IdleResult.HeapPlusStack},
-		{rep.metric("idle.heap", "idle client: HeapInuse", "bytes", "lower", fmtKB), func(r IdleResult) float64 { return r.HeapInuse }},
-		{rep.metric("idle.stack", "idle client: StackInuse", "bytes", "lower", fmtKB), func(r IdleResult) float64 { return r.StackInuse }},
-		{rep.metric("idle.objects", "idle client: heap objects", "count", "lower", fmtFloat1), func(r IdleResult) float64 { return r.HeapObjects }},
-		{rep.metric("idle.goroutines", "idle client: goroutines", "count", "lower", fmtFloat1), func(r IdleResult) float64 { return r.Goroutines }},
-		{rep.metric("idle.rss", "idle client: RSS", "bytes", "lower", fmtKB), func(r IdleResult) float64 { return r.RSS }},
-		{rep.metric("idle.connect", fmt.Sprintf("connecting %d clients, 20 at a time", n), "s", "lower", fmtSecs), func(r IdleResult) float64 { return r.ConnectSecs }},
+		{rep.metric("idle.heap+stack", fmt.Sprintf("idle client (%d in one process): heap in use + stack in use", n), "bytes", "lower", asKB), IdleResult.HeapPlusStack},
+		{rep.metric("idle.heap", "idle client: HeapInuse", "bytes", "lower", asKB), func(r IdleResult) float64 { return r.HeapInuse }},
+		{rep.metric("idle.stack", "idle client: StackInuse", "bytes", "lower", asKB), func(r IdleResult) float64 { return r.StackInuse }},
+		{rep.metric("idle.objects", "idle client: heap objects", "count", "lower", asFloat1), func(r IdleResult) float64 { return r.HeapObjects }},
+		{rep.metric("idle.goroutines", "idle client: goroutines", "count", "lower", asFloat1), func(r IdleResult) float64 { return r.Goroutines }},
+		{rep.metric("idle.rss", "idle client: RSS", "bytes", "lower", asKB), func(r IdleResult) float64 { return r.RSS }},
+		{rep.metric("idle.connect", fmt.Sprintf("connecting %d clients, 20 at a time", n), "s", "lower", asSecs), func(r IdleResult) float64 { return r.ConnectSecs }},
 	}
 	for _, lib := range libs {
 		var res IdleResult
@@ -435,18 +437,18 @@ func fmtFloat2(x float64) string { return fmt.Sprintf("%.2f", x) }
 // costMetrics records what a flow cost per message under prefix: CPU of the clients and of the broker,
 // how busy the broker was, and (for clients in this process) system calls.
 func costMetrics(rep *BenchReport, prefix, what string, lib string, round int, f flowResult) {
-	rep.metric(prefix+".cpu_client", what+": client CPU per message (publisher + subscriber)", "µs", "lower", fmtUS1).
+	rep.metric(prefix+".cpu_client", what+": client CPU per message (publisher + subscriber)", "µs", "lower", asUS1).
 		set(lib, round, f.cpuPerMessage(f.ClientCPU))
-	rep.metric(prefix+".cpu_broker", what+": broker CPU per message", "µs", "lower", fmtUS1).
+	rep.metric(prefix+".cpu_broker", what+": broker CPU per message", "µs", "lower", asUS1).
 		set(lib, round, f.cpuPerMessage(f.BrokerCPU))
-	rep.metric(prefix+".broker_busy", what+": broker busy (% of one core)", "%", "higher", fmtPct).
+	rep.metric(prefix+".broker_busy", what+": broker busy (% of one core)", "%", "higher", asPct).
 		set(lib, round, f.brokerBusy())
 	if lib == ToolsName {
 		return
 	}
-	rep.metric(prefix+".sys_read", what+": read system calls per message (publisher + subscriber)", "count", "lower", fmtFloat2).
+	rep.metric(prefix+".sys_read", what+": read system calls per message (publisher + subscriber)", "count", "lower", asFloat2).
 		set(lib, round, f.perMessage(f.SysRead))
-	rep.metric(prefix+".sys_write", what+": write system calls per message (publisher + subscriber)", "count", "lower", fmtFloat2).
+	rep.metric(prefix+".sys_write", what+": write system calls per message (publisher + subscriber)", "count", "lower", asFloat2).
 		set(lib, round, f.perMessage(f.SysWrite))
 }
 

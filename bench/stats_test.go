@@ -109,7 +109,7 @@ func TestSeriesAndSummaryJSON(t *testing.T) {
 }
 
 func TestMetricRatiosAndCells(t *testing.T) {
-	m := newMetric("x", "x", "msg/s", "higher", fmtRate)
+	m := newMetric("x", "x", "msg/s", "higher", asRate)
 	m.set(MQTTAS, 0, 3000)
 	m.set(Paho, 0, 1000)
 	m.set(MQTTAS, 2, 6000) // round 1 missing: NaN
@@ -126,7 +126,7 @@ func TestMetricRatiosAndCells(t *testing.T) {
 	if got := m.cell(MQTTAS); got != "4.5k [3.0k–6.0k]" {
 		t.Errorf("cell = %q", got)
 	}
-	c := newMetric("lost", "lost", "count", "lower", fmtFloat)
+	c := newMetric("lost", "lost", "count", "lower", asFloat)
 	c.noRatio = true
 	c.set(MQTTAS, 0, 0)
 	c.set(Paho, 0, 0)
@@ -153,17 +153,17 @@ func TestTableMarkdown(t *testing.T) {
 func TestGoalsAndTables(t *testing.T) {
 	r := &BenchReport{byID: map[string]*Metric{}}
 	set := func(id string, a, b float64) {
-		m := r.metric(id, id, "", "", fmtFloat)
+		m := r.metric(id, id, "", "", asFloat)
 		m.set(MQTTAS, 0, a)
 		m.set(Paho, 0, b)
 	}
 	set("qos0.rate", 130, 100)
-	r.metric("qos0.rate", "", "", "", nil).set(ToolsName, 0, 140)
+	r.metric("qos0.rate", "", "", "", asFloat).set(ToolsName, 0, 140)
 	set("qos1win.rate", 100, 100)
 	set("qos1seq.p50", 80, 100)
-	r.metric("qos1seq.p50", "", "", "", nil).set(RawName, 0, 95) // the floor is 0.95× paho: 0.9× is out of reach
-	set("qos0.cpu_broker", 5000, 5000)                           // a whole core: 200 msg/s, 2× paho
-	set("qos1win.cpu_broker", 8000, 8000)                        // 125 msg/s: 1.25× paho, short of 1.5×
+	r.metric("qos1seq.p50", "", "", "", asFloat).set(RawName, 0, 95) // the floor is 0.95× paho: 0.9× is out of reach
+	set("qos0.cpu_broker", 5000, 5000)                               // a whole core: 200 msg/s, 2× paho
+	set("qos1win.cpu_broker", 8000, 8000)                            // 125 msg/s: 1.25× paho, short of 1.5×
 	set("allocs.publish-qos0", 1, 20)
 	set("idle.goroutines", 3, 10)
 	set("idle.heap+stack", 40, 100)

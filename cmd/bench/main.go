@@ -1,13 +1,17 @@
 // Command bench measures mqttas against eclipse/paho.mqtt.golang on this machine and writes the results
-// to reports/bench/:
+// to bench/results/ (-out), where they are committed:
 //
 //	bench [flags] bench     throughput, latency, outage detection and recovery, idle memory, allocations
 //	                        → bench.json, bench.md
 //	bench [flags] compare   the harness's fault scenarios through both clients' adapters, judged by the
 //	                        delivery ledger → compare.json, compare.md
+//	bench [flags] readme    rewrites the README's generated sections (between <!-- results:begin NAME … -->
+//	                        and <!-- results:end -->) from bench.json and compare.json in -out
 //
-// Both run the clients interleaved over several rounds (-rounds) against a private mosquitto process.
-// Progress goes to stderr. Exit status: 0 done, 1 a measurement failed or usage error, 2 interrupted.
+// bench and compare run the clients interleaved over several rounds (-rounds) against a private
+// mosquitto process; each report records the machine, the date, the commit and the command line.
+// Run it from the repository's root. Progress goes to stderr. Exit status: 0 done, 1 a measurement
+// failed or usage error, 2 interrupted.
 package main
 
 import (
@@ -46,7 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	d := bench.DefaultBenchConfig()
 	dc := bench.DefaultCompareConfig()
-	out := fs.String("out", "reports/bench", "directory for the reports")
+	out := fs.String("out", bench.ResultsDir, "directory for the reports (readme: where it reads them)")
+	readme := fs.String("readme", bench.README, "readme: the file whose generated sections it rewrites")
 	rounds := fs.Int("rounds", 0, "rounds, the clients interleaved in each (default 3 for bench, 2 for compare)")
 	libs := fs.String("clients", strings.Join(bench.Libs(), ","), "clients to measure")
 	sections := fs.String("sections", strings.Join(bench.AllSections(), ","), "bench: sections to run")
@@ -61,19 +66,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	downHold := fs.Duration("down-hold", d.DownHold, "bench: how long the link refuses connections in the down trial (+0–1 s)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: bench [flags] bench|compare\n\n")
+		fmt.Fprintf(stderr, "usage: bench [flags] bench|compare|readme\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
-	if fs.NArg() != 1 || (fs.Arg(0) != "bench" && fs.Arg(0) != "compare") {
+	if fs.NArg() != 1 || (fs.Arg(0) != "bench" && fs.Arg(0) != "compare" && fs.Arg(0) != "readme") {
 		fs.Usage()
 		return 1
 	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
+	if fs.Arg(0) == "readme" {
+		changed, err := bench.UpdateREADME(*readme, *out)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench readme:", err)
+			return 1
+		}
+		if changed {
+			logf("rewrote the generated sections of %s from %s", *readme, *out)
+		} else {
+			logf("%s is up to date with %s", *readme, *out)
+		}
+		return 0
+	}
+	command := commandLine(args)
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {
@@ -105,6 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		var rep *bench.BenchReport
 		if rep, err = bench.RunBench(ctx, cfg); err == nil {
+			rep.Command = command
 			jsonV, md, nerr = rep, rep.Markdown(), len(rep.Errors)
 		}
 	case "compare":
@@ -113,6 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.Log = logf
 		var rep *bench.CompareReport
 		if rep, err = bench.RunCompare(ctx, cfg); err == nil {
+			rep.Command = command
 			jsonV, md, nerr = rep, rep.Markdown(), len(rep.Errors)
 		}
 	}
@@ -135,6 +156,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// commandLine renders how this run was started, as a reader would type it from the repository's root.
+func commandLine(args []string) string {
+	parts := []string{"go run ./cmd/bench"}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
 }
 
 func split(s string) []string {

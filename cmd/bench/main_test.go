@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,5 +24,29 @@ func TestUsageErrors(t *testing.T) {
 func TestSplit(t *testing.T) {
 	if got := split(" mqttas, ,paho "); len(got) != 2 || got[0] != "mqttas" || got[1] != "paho" {
 		t.Errorf("split = %q", got)
+	}
+}
+
+// readme fails with a message naming the file when the results or the README's markers are missing.
+func TestReadmeErrors(t *testing.T) {
+	dir := t.TempDir()
+	readme := filepath.Join(dir, "README.md")
+	if err := os.WriteFile(readme, []byte("# no markers\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"-out", dir, "-readme", readme, "readme"}, &out, &errb); code != 1 {
+		t.Errorf("readme without results = %d, want 1", code)
+	}
+	if !strings.Contains(errb.String(), filepath.Join(dir, "bench.json")) {
+		t.Errorf("the error does not name the missing results file: %q", errb.String())
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	got := commandLine([]string{"-rounds", "1", "-scenarios", "reset,down", "-out", "my dir", "it's", "compare"})
+	want := `go run ./cmd/bench -rounds 1 -scenarios reset,down -out 'my dir' 'it'\''s' compare`
+	if got != want {
+		t.Errorf("commandLine = %s\nwant %s", got, want)
 	}
 }
