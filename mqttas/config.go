@@ -43,9 +43,11 @@ type Link interface {
 //
 //	mqttas.Config{Server: "broker.local", ClientID: "sensor-7"}
 type Config struct {
-	Server   string // broker host name or address (required)
-	Port     int    // 0 means 1883, or 8883 with TLS
-	ClientID string // "" generates a random 12-hex-digit id (a new one on every run)
+	Server string // broker host name or address (required)
+	Port   int    // 0 means 1883, or 8883 with TLS
+	// ClientID names the client to the broker. "" generates a random 12-hex-digit id, a new one on every run:
+	// only for a clean session (KeepSession needs an id that stays the same, and New refuses it without one).
+	ClientID string
 	// User and Password are sent only when User is set; a Password alone is ignored, as MQTT 3.1.1 requires.
 	// Neither is ever logged.
 	User     string
@@ -64,8 +66,9 @@ type Config struct {
 
 	// KeepSession keeps the MQTT session across outages: every reconnection's CONNECT has the clean-session
 	// flag 0, so the broker keeps the subscriptions and queues qos 1 messages while the client is away
-	// (mqtt_as's clean=False). False, the default, starts a clean session on every connection (clean=True):
-	// subscribe again after each one (OnConnect, or on each Up).
+	// (mqtt_as's clean=False). It needs a ClientID that stays the same across runs, or the session would never
+	// be reached again after a restart. False, the default, starts a clean session on every connection
+	// (clean=True): subscribe again after each one (OnConnect, or on each Up).
 	KeepSession bool
 	// ResumeSession, with KeepSession, makes the first connection resume the session the broker kept from an
 	// earlier run (mqtt_as's clean_init=False). Without it the first connection discards any old session (a
@@ -166,6 +169,11 @@ func (c *Config) validate() error {
 		if c.TLS != nil {
 			c.Port = 8883
 		}
+	}
+	if c.ClientID == "" && c.KeepSession {
+		// MQTT 3.1.1 §3.1.3.1: a server refuses an empty id with a persistent session. A random one would strand
+		// the session, and what the broker queues in it, at the next start.
+		return invalidConfig("KeepSession needs a ClientID: a random id would start a new session, and strand the old one, on every run")
 	}
 	if c.ClientID == "" {
 		var b [6]byte

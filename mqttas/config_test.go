@@ -1,6 +1,12 @@
 package mqttas
 
 import (
+	"context"
+	"errors"
+	"net"
+	"regexp"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -69,5 +75,45 @@ func TestNegativeKeepAliveAndMaxRepubsMeanOff(t *testing.T) {
 	fbWithin(t, "first send to connection drop", b.Conn(1).EndedAt().Sub(first.At), 180*time.Millisecond, 600*time.Millisecond)
 	if st := c.Stats(); st.Repubs != 0 || st.Renewals != 1 {
 		t.Errorf("Stats Repubs %d Renewals %d, want 0 and 1", st.Repubs, st.Renewals)
+	}
+}
+
+// A persistent session needs a stable client id: KeepSession with an empty ClientID is a configuration error
+// from New, before any I/O (a random id would strand the session at the next start, and MQTT 3.1.1 makes the
+// broker refuse it). A random id stays for clean sessions only.
+func TestKeepSessionNeedsClientID(t *testing.T) {
+	var dialed atomic.Bool
+	dial := func(context.Context, string, string) (net.Conn, error) {
+		dialed.Store(true)
+		return nil, errors.New("no dialling expected")
+	}
+	for _, cfg := range []Config{
+		{Server: "127.0.0.1", KeepSession: true, Dial: dial},
+		{Server: "127.0.0.1", KeepSession: true, ResumeSession: true, Dial: dial},
+	} {
+		c, err := New(cfg)
+		if !errors.Is(err, ErrInvalidConfig) || c != nil {
+			t.Errorf("KeepSession %t ResumeSession %t without ClientID: New = %v, %v; want nil, ErrInvalidConfig",
+				cfg.KeepSession, cfg.ResumeSession, c, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "KeepSession needs a ClientID") {
+			t.Errorf("error %q does not say what is missing", err)
+		}
+	}
+	if dialed.Load() {
+		t.Error("New dialled")
+	}
+
+	// With an id, the same configuration is accepted and keeps the session on the wire.
+	b := fbNew(t)
+	fbConnect(t, Config{Server: "127.0.0.1", Port: b.Port(), ClientID: "stable", KeepSession: true, ResumeSession: true})
+	if p := b.MustWait(t, 0, time.Second, "CONNECT", fbType(typeConnect)); p.Clean || p.ClientID != "stable" {
+		t.Errorf("CONNECT %v, want clean=0 with id stable", p)
+	}
+	// A clean session without an id still gets a random one.
+	mark := b.Mark()
+	fbConnect(t, Config{Server: "127.0.0.1", Port: b.Port()})
+	if p := b.MustWait(t, mark, time.Second, "CONNECT", fbType(typeConnect)); !p.Clean || !regexp.MustCompile(`^[0-9a-f]{12}$`).MatchString(p.ClientID) {
+		t.Errorf("CONNECT %v, want clean=1 with a random 12-hex-digit id", p)
 	}
 }

@@ -16,8 +16,8 @@
 //     subscriptions and queues qos 1 messages while the client is away, and CONNACK session present is
 //     accepted and reported. Config.ResumeSession also resumes, at start-up, the session of an earlier run.
 //
-// A Config needs only a Server (and a ClientID, to be recognised across runs): the zero value of every other
-// field is mqtt_as's default, so
+// A Config needs only a Server, and a ClientID for a session kept across runs (New refuses KeepSession
+// without one): the zero value of every other field is mqtt_as's default, so
 //
 //	c, err := mqttas.New(mqttas.Config{Server: "broker.local", ClientID: "sensor-7"})
 //
