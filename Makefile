@@ -8,7 +8,8 @@ export PATH := $(PATH):/usr/sbin
 export TESTCONTAINERS_RYUK_DISABLED := true
 FUZZTIME ?= 60s
 # Fuzz targets: package:target pairs. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME.
-FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/ledger:FuzzReadJSONL ./harness/link/mqttframe:FuzzFramer
+FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/ledger:FuzzReadJSONL ./harness/link/mqttframe:FuzzFramer \
+  ./harness/clients/procclient:FuzzDecodeEvent
 FUZZTIME_SHORT ?= 5s
 
 # The scenario suite runs through the ginkgo CLI pinned in go.mod (go tool ginkgo), in parallel.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a fresh Debian machine: the mosquitto broker and clients, and Chromium
-# with a font for the report rendering test.
+# Installs what the tests need on a fresh Debian machine: the mosquitto broker and clients, Chromium
+# with a font for the report rendering test, and the MQTT libraries the out-of-process drivers run on.
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 need=()
@@ -9,6 +9,8 @@ command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 # The soak report's test renders index.html in headless Chromium.
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# drivers/python/driver.py: Debian's python3 with its paho-mqtt.
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need+=(python3 python3-paho-mqtt)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
