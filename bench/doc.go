@@ -11,6 +11,6 @@
 //
 // The machine's facts include the date and the commit measured. cmd/bench is the command; RunBench and
 // RunCompare are its two halves, usable from tests with small sizes. Their reports are committed in
-// ResultsDir, and the README's tables are rendered from them (ReadmeSections, Splice): the README quotes
+// ResultsDir, and the README's tables are rendered from them (Render, Update): the README quotes
 // no figure that is not in a committed results file, and a test checks that its tables match them.
 package bench

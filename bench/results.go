@@ -255,17 +255,9 @@ func ReadmeCompare(r *CompareReport) string {
 	return b.String()
 }
 
-// ReadmeSections loads the results in dir and renders every generated section of the README, by name.
-func ReadmeSections(dir string) (map[string]string, error) {
-	br, err := LoadBenchReport(filepath.Join(dir, BenchFile))
-	if err != nil {
-		return nil, err
-	}
-	cr, err := LoadCompareReport(filepath.Join(dir, CompareFile))
-	if err != nil {
-		return nil, err
-	}
-	return map[string]string{"bench": ReadmeBench(br), "compare": ReadmeCompare(cr)}, nil
+// ReadmeSections renders every generated section of the README from the reports, by name.
+func ReadmeSections(br *BenchReport, cr *CompareReport) map[string]string {
+	return map[string]string{"bench": ReadmeBench(br), "compare": ReadmeCompare(cr)}
 }
 
 var (
@@ -357,31 +349,60 @@ func knownSections(sections map[string]string) string {
 	return strings.Join(names, ", ")
 }
 
-// RenderREADME returns the README at readme with its generated sections rendered from the results in dir.
-func RenderREADME(readme, dir string) (current, rendered string, err error) {
-	sections, err := ReadmeSections(dir)
-	if err != nil {
-		return "", "", err
-	}
-	b, err := os.ReadFile(readme)
-	if err != nil {
-		return "", "", err
-	}
-	out, err := Splice(string(b), sections)
-	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", readme, err)
-	}
-	return string(b), out, nil
+// Rendered is a file the committed results determine: what it holds and what the results render.
+type Rendered struct {
+	File, Current, Want string
 }
 
-// UpdateREADME rewrites the generated sections of the README at readme from the results in dir, and
-// reports whether the file changed.
-func UpdateREADME(readme, dir string) (bool, error) {
-	cur, out, err := RenderREADME(readme, dir)
-	if err != nil || cur == out {
-		return false, err
+// Render loads the results in dir and renders what they determine: the report pages bench.md and
+// compare.md next to them, and the generated sections of the README at readme. A missing page is
+// rendered from scratch; a README without its markers is an error.
+func Render(readme, dir string) ([]Rendered, error) {
+	br, err := LoadBenchReport(filepath.Join(dir, BenchFile))
+	if err != nil {
+		return nil, err
 	}
-	return true, os.WriteFile(readme, []byte(out), 0o644)
+	cr, err := LoadCompareReport(filepath.Join(dir, CompareFile))
+	if err != nil {
+		return nil, err
+	}
+	var out []Rendered
+	for _, p := range []struct{ name, md string }{{"bench.md", br.Markdown()}, {"compare.md", cr.Markdown()}} {
+		file := filepath.Join(dir, p.name)
+		cur, err := os.ReadFile(file)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		out = append(out, Rendered{File: file, Current: string(cur), Want: p.md})
+	}
+	cur, err := os.ReadFile(readme)
+	if err != nil {
+		return nil, err
+	}
+	want, err := Splice(string(cur), ReadmeSections(br, cr))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", readme, err)
+	}
+	return append(out, Rendered{File: readme, Current: string(cur), Want: want}), nil
+}
+
+// Update rewrites what the results in dir determine (see Render) and returns the files it changed.
+func Update(readme, dir string) ([]string, error) {
+	rs, err := Render(readme, dir)
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	for _, r := range rs {
+		if r.Current == r.Want {
+			continue
+		}
+		if err := os.WriteFile(r.File, []byte(r.Want), 0o644); err != nil {
+			return changed, err
+		}
+		changed = append(changed, r.File)
+	}
+	return changed, nil
 }
 
 // FirstDifference describes the first line where a and b differ, for a test's failure message.

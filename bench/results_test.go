@@ -273,20 +273,31 @@ func TestSplice(t *testing.T) {
 	}
 }
 
-func TestUpdateREADME(t *testing.T) {
+func TestUpdate(t *testing.T) {
 	dir := t.TempDir()
-	writeJSON(t, dir, BenchFile, testBenchReport())
-	writeJSON(t, dir, CompareFile, testCompareReport())
+	br, cr := testBenchReport(), testCompareReport()
+	writeJSON(t, dir, BenchFile, br)
+	writeJSON(t, dir, CompareFile, cr)
 	readme := filepath.Join(dir, "README.md")
 	doc := "# R\n" + BeginMarker("bench") + "\n" + EndMarker + "\n\n" + BeginMarker("compare") + "\n" + EndMarker + "\n"
 	if err := os.WriteFile(readme, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if changed, err := UpdateREADME(readme, dir); err != nil || !changed {
-		t.Fatalf("UpdateREADME = %t, %v; want a change", changed, err)
+	benchMD, compareMD := filepath.Join(dir, "bench.md"), filepath.Join(dir, "compare.md")
+	if err := os.WriteFile(compareMD, []byte("edited by hand\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if changed, err := UpdateREADME(readme, dir); err != nil || changed {
-		t.Fatalf("a second UpdateREADME = %t, %v; want no change", changed, err)
+	changed, err := Update(readme, dir)
+	if err != nil || strings.Join(changed, " ") != strings.Join([]string{benchMD, compareMD, readme}, " ") {
+		t.Fatalf("Update = %q, %v; want the two pages and the README", changed, err)
+	}
+	if changed, err := Update(readme, dir); err != nil || len(changed) != 0 {
+		t.Fatalf("a second Update = %q, %v; want no change", changed, err)
+	}
+	for file, want := range map[string]string{benchMD: br.Markdown(), compareMD: cr.Markdown()} {
+		if b, err := os.ReadFile(file); err != nil || string(b) != want {
+			t.Errorf("%s is not the report's page (%v)", file, err)
+		}
 	}
 	b, err := os.ReadFile(readme)
 	if err != nil {
@@ -298,7 +309,7 @@ func TestUpdateREADME(t *testing.T) {
 	if err := os.WriteFile(readme, []byte("# R\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := UpdateREADME(readme, dir); !errors.Is(err, ErrMarkers) || !strings.Contains(err.Error(), readme) {
+	if _, err := Update(readme, dir); !errors.Is(err, ErrMarkers) || !strings.Contains(err.Error(), readme) {
 		t.Errorf("a README without markers: %v, want ErrMarkers naming %s", err, readme)
 	}
 }

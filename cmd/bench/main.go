@@ -5,8 +5,9 @@
 //	                        → bench.json, bench.md
 //	bench [flags] compare   the harness's fault scenarios through both clients' adapters, judged by the
 //	                        delivery ledger → compare.json, compare.md
-//	bench [flags] readme    rewrites the README's generated sections (between <!-- results:begin NAME … -->
-//	                        and <!-- results:end -->) from bench.json and compare.json in -out
+//	bench [flags] readme    renders bench.json and compare.json in -out again: bench.md and compare.md, and
+//	                        the README's generated sections (between <!-- results:begin NAME … --> and
+//	                        <!-- results:end -->)
 //
 // bench and compare run the clients interleaved over several rounds (-rounds) against a private
 // mosquitto process; each report records the machine, the date, the commit and the command line.
@@ -80,15 +81,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
 	if fs.Arg(0) == "readme" {
-		changed, err := bench.UpdateREADME(*readme, *out)
+		changed, err := bench.Update(*readme, *out)
 		if err != nil {
 			fmt.Fprintln(stderr, "bench readme:", err)
 			return 1
 		}
-		if changed {
-			logf("rewrote the generated sections of %s from %s", *readme, *out)
-		} else {
-			logf("%s is up to date with %s", *readme, *out)
+		for _, f := range changed {
+			logf("rewrote %s from the results in %s", f, *out)
+		}
+		if len(changed) == 0 {
+			logf("%s and the pages in %s are up to date with the results", *readme, *out)
 		}
 		return 0
 	}
