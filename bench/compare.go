@@ -591,7 +591,9 @@ func RunCompare(ctx context.Context, cfg CompareConfig) (*CompareReport, error) 
 		rep.Scenarios = append(rep.Scenarios, ScenarioInfo{all[i].name, all[i].desc})
 	}
 	for round := range cfg.Rounds {
-		cfg.Log("compare round %d/%d, load %s", round+1, cfg.Rounds, LoadAvg())
+		load := LoadAvg()
+		rep.Machine.LoadRounds = append(rep.Machine.LoadRounds, load)
+		cfg.Log("compare round %d/%d, load %s", round+1, cfg.Rounds, load)
 		for si, info := range rep.Scenarios {
 			sc := all[slices.IndexFunc(all, func(s scenario) bool { return s.name == info.Name })]
 			for _, lib := range ordered(cfg.Libs, round+si) {

@@ -32,6 +32,9 @@ type Machine struct {
 	MQTTAS     string `json:"mqttas"`
 	LoadStart  string `json:"load_start"` // /proc/loadavg: 1, 5, 15 minutes
 	LoadEnd    string `json:"load_end,omitempty"`
+	// LoadRounds is the load average as each round started: on a shared machine, what the other
+	// processes took from the clients meanwhile.
+	LoadRounds []string `json:"load_rounds,omitempty"`
 }
 
 // CollectMachine gathers the machine's facts; what it cannot find reads "unknown".
@@ -208,5 +211,8 @@ func (m Machine) Table() *Table {
 		load += " → " + m.LoadEnd
 	}
 	t.AddRow("load average (1/5/15 min), start → end", load)
+	if len(m.LoadRounds) > 0 {
+		t.AddRow("load average as each round started", strings.Join(m.LoadRounds, "; "))
+	}
 	return t
 }

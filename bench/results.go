@@ -202,9 +202,12 @@ func readmeMetrics() []string {
 
 // provenance says where a report's figures come from: the command, the machine, the date and the commit.
 func provenance(target, command, file string, m Machine, took time.Duration) string {
-	load := m.LoadStart
+	load := m.LoadStart + " at the start"
+	if len(m.LoadRounds) > 0 {
+		load += ", " + strings.Join(m.LoadRounds, " / ") + " as the rounds started"
+	}
 	if m.LoadEnd != "" {
-		load += " at the start, " + m.LoadEnd + " at the end"
+		load += ", " + m.LoadEnd + " at the end"
 	}
 	return fmt.Sprintf("Measured by `%s` (`%s`) on %s, %d logical CPUs (GOMAXPROCS %d), %s of memory, kernel %s, %s; "+
 		"%s, mosquitto %s, paho.mqtt.golang %s, mqttas %s; started %s at commit `%s`, took %v; "+

@@ -14,7 +14,8 @@ import (
 func testMachine() Machine {
 	return Machine{Date: "2026-12-05T00:30:00Z", Commit: "0123456789abcdef0123456789abcdef01234567", CPU: "Test CPU",
 		Cores: 2, GOMAXPROCS: 2, MemoryGB: "4000000 kB", Kernel: "6.1.0", OS: "Test OS (linux/amd64)", Go: "go1.26.0",
-		Mosquitto: "2.0.11", Paho: "v1.5.1", MQTTAS: "0.8.3", LoadStart: "1.00 0.50 0.25", LoadEnd: "2.00 1.00 0.50"}
+		Mosquitto: "2.0.11", Paho: "v1.5.1", MQTTAS: "0.8.3", LoadStart: "1.00 0.50 0.25", LoadEnd: "2.00 1.00 0.50",
+		LoadRounds: []string{"1.00 0.50 0.25", "3.00 1.00 0.50", "2.50 1.00 0.50"}}
 }
 
 // testBenchReport is a small report as RunBench builds it, with a failed round (NaN) among the values.
@@ -126,7 +127,7 @@ func TestResultsRoundTrip(t *testing.T) {
 	for _, want := range []string{
 		"Measured by `make bench` (`go run ./cmd/bench bench`) on Test CPU, 2 logical CPUs",
 		"started 2026-12-05T00:30:00Z at commit `0123456789abcdef0123456789abcdef01234567`, took 1m27s",
-		"load average (1/5/15 min) 1.00 0.50 0.25 at the start, 2.00 1.00 0.50 at the end",
+		"load average (1/5/15 min) 1.00 0.50 0.25 at the start, 1.00 0.50 0.25 / 3.00 1.00 0.50 / 2.50 1.00 0.50 as the rounds started, 2.00 1.00 0.50 at the end",
 		"### Goals of `make bench`", "| limit in this run |",
 		"| the qos0.rate | 201.0k [187.0k–202.0k] | 173.0k [170.0k–175.0k] | 1.15× [1.10×–1.16×] | mosquitto_pub/sub: 118.0k [117.0k–119.0k] | 1.70× [1.57×–1.73×] |",
 		"| the outage.silent.recovery | 67.0 ms [64.0 ms–70.0 ms] | 1001 ms [1000 ms–1002 ms] |",

@@ -185,7 +185,9 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	defer os.RemoveAll(tmp)
 	for round := range cfg.Rounds {
 		libs := ordered(cfg.Libs, round)
-		cfg.Log("round %d/%d (order %v), load %s", round+1, cfg.Rounds, libs, LoadAvg())
+		load := LoadAvg()
+		rep.Machine.LoadRounds = append(rep.Machine.LoadRounds, load)
+		cfg.Log("round %d/%d (order %v), load %s", round+1, cfg.Rounds, libs, load)
 		if cfg.has(SectionQoS0) {
 			benchQoS0(ctx, rep, &cfg, addr, round, libs, tmp, b, pid)
 		}
