@@ -52,6 +52,8 @@ type Client struct {
 	down  Event
 	stats counters
 
+	deliverMu sync.Mutex // held while OnMessage runs
+
 	notifyMu      sync.Mutex
 	notifyQ       []bool
 	notifyRunning bool
@@ -430,11 +432,17 @@ func (c *Client) deliver(s *session, m Message) {
 	if c.cfg.OnMessage == nil {
 		return
 	}
-	s.handling.Store(true)
-	defer func() {
-		s.handlerEnd.Store(time.Now().UnixNano())
-		s.handling.Store(false)
-	}()
+	// One call at a time, also across connections: a handler still running when its connection ended (a
+	// hung one lets the silence rule end it) holds up the next connection's reader, never runs beside it.
+	c.deliverMu.Lock()
+	defer c.deliverMu.Unlock()
+	if s.queue == nil {
+		s.handlerStart.Store(time.Now().UnixNano())
+		defer func() {
+			s.handlerEnd.Store(time.Now().UnixNano())
+			s.handlerStart.Store(0)
+		}()
+	}
 	c.cfg.OnMessage(m)
 }
 

@@ -88,8 +88,12 @@ type Config struct {
 	// and the callbacks OnMessage, OnConnect and OnLinkChange are not called.
 	QueueLen int
 	// OnMessage receives each message in callback mode, on the reader goroutine: return quickly or hand off.
-	// The PUBACK of a qos 1 message is sent after it returns. A slow handler never makes the client think the
-	// broker went silent.
+	// The PUBACK of a qos 1 message is sent after it returns. Calls never overlap, not even across a
+	// reconnection. A slow handler does not make the client think the broker went silent, and a hung one does
+	// not hide a broker that did: bytes count as received when they reach the socket (Linux, TCP or TLS), so
+	// the silence rule applies unchanged while a handler runs. Where the client cannot see the socket (a Dial
+	// connection without one, other systems), the handler's run counts as traffic from its start: a handler
+	// that runs for 4 ping intervals or more is then taken for a silent broker. Close waits for a running call.
 	OnMessage func(Message)
 	// OnConnect runs after every successful connection, once per connection, in its own goroutine, with a
 	// context that is cancelled when that connection ends. Subscribe here unless KeepSession is set.

@@ -8,8 +8,9 @@
 //     MaxRepubs times; then the link is declared dead, and after reconnecting the message is sent again
 //     with a new packet id and DUP=0. Publications in flight survive any number of outages.
 //   - Outages are detected by the socket (errors, EOF: at once), by silence (a PINGREQ every ping
-//     interval; the broker is dead after 4 whole intervals without a received byte), by a read or write
-//     making no progress for ResponseTime, and by the optional network Link.
+//     interval; the broker is dead after 4 whole intervals without a byte reaching the socket, read or
+//     not, so a slow OnMessage neither fakes nor hides it), by a read or write making no progress for
+//     ResponseTime, and by the optional network Link.
 //   - After an outage the client reconnects by itself: the first retry at once, then capped exponential
 //     backoff with jitter. Down fires on the outage and Up on the reconnection.
 //   - Every connection starts a clean session unless Config.KeepSession is set; then the broker keeps

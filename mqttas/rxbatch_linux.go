@@ -72,3 +72,39 @@ func peekReadable(fd uintptr) bool {
 		}
 	}
 }
+
+// queueSocket returns the kernel socket under conn, looking through TLS and other wrappers that expose
+// their connection (NetConn), so that the bytes waiting in it can be counted; nil where there is none.
+func queueSocket(conn net.Conn) syscall.RawConn {
+	for {
+		u, ok := conn.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		conn = u.NetConn()
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	if _, ok := socketQueued(rc); !ok {
+		return nil
+	}
+	return rc
+}
+
+// socketQueued returns how many received bytes wait in the socket, unread (SIOCINQ).
+func socketQueued(rc syscall.RawConn) (int, bool) {
+	var n int32
+	var e syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		_, _, e = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
+	}); err != nil || e != 0 {
+		return 0, false
+	}
+	return int(n), true
+}

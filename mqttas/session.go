@@ -35,9 +35,14 @@ type session struct {
 	acks    *[]byte         // PUBACKs the reader holds until it has dispatched what it has read (reader only)
 	waiters []chan struct{} // closed once the writer's current batch is written (writer only)
 
-	lastRx     atomic.Int64 // unix nanos of the last byte received
-	handling   atomic.Bool  // the reader is inside OnMessage
-	handlerEnd atomic.Int64 // unix nanos when OnMessage last returned
+	lastRx atomic.Int64 // unix nanos of the last byte the reader read
+	// What the silence rule counts as received besides lastRx (see ping). queue is the kernel socket, whose
+	// waiting bytes the pinger counts; nil where the client cannot see it, and then OnMessage's run counts.
+	queue        syscall.RawConn
+	queued       int          // bytes waiting in queue at the last ping (pinger only)
+	queuedAt     int64        // unix nanos of the last ping that found more bytes waiting than the one before (pinger only)
+	handlerStart atomic.Int64 // unix nanos when the running OnMessage began, 0 when none runs (only without queue)
+	handlerEnd   atomic.Int64 // unix nanos when OnMessage last returned (only without queue)
 
 	rxMu     sync.Mutex
 	rxWait   chan struct{} // closed by the reader on the next packet; nil when nobody waits
@@ -88,6 +93,7 @@ func newSession(c *Client, conn net.Conn, rx *rxConn, br *rxBuffer, epoch uint64
 		gone: make(chan struct{})}
 	s.lastRx.Store(time.Now().UnixNano())
 	rx.lastRx = &s.lastRx
+	s.queue = queueSocket(conn)
 	br.quiet = true // the first packet of a session may be long in coming (a PINGRESP, say)
 	if d := c.cfg.ReadBatchDelay; d > 0 {
 		if rx.sock != nil {
@@ -474,6 +480,16 @@ func (s *session) startPings() (stop func()) {
 
 // ping queues a PINGREQ and applies the silence rule at now; false when it ended the session.
 //
+// A byte counts as received when it reaches the socket, not only when the reader reads it: while the reader
+// is held up (inside a slow OnMessage) the broker's PINGRESPs wait in the kernel, and a ping that finds more
+// bytes waiting than the one before counts them as received then. So a slow or hung handler neither makes a
+// live broker look silent nor hides a silent one: a broker whose bytes stop arriving is declared dead at the
+// first ping 4 whole intervals after the ping that last saw bytes arrive, within the 5th interval after
+// its last byte, as when the reader reads. Where the client cannot see the socket's queue (a Config.Dial
+// connection that exposes no kernel socket, or a system other than Linux), the handler's run counts as
+// traffic instead, from its start: a broker is then declared dead within 5 intervals of the start of a
+// handler that hangs, and a handler that runs for 4 intervals or more is taken for a silent broker.
+//
 //go:noinline
 func (s *session) ping(now time.Time) bool {
 	every := s.c.pingEvery
@@ -485,10 +501,18 @@ func (s *session) ping(now time.Time) bool {
 	default: // the writer is stuck; its write deadline will end the session
 		putBuf(b)
 	}
-	if s.handling.Load() {
-		return true // the reader is in OnMessage, not reading: silence is not the broker's
+	last := s.lastRx.Load()
+	if s.queue != nil {
+		if n, ok := socketQueued(s.queue); ok {
+			if n > s.queued {
+				s.queuedAt = now.UnixNano()
+			}
+			s.queued = n
+		}
+		last = max(last, s.queuedAt)
+	} else {
+		last = max(last, s.handlerStart.Load(), s.handlerEnd.Load())
 	}
-	last := max(s.lastRx.Load(), s.handlerEnd.Load())
 	if silent := now.Sub(time.Unix(0, last)); silent/every >= 4 {
 		s.end(fmt.Errorf("%w: nothing received for %v (%d ping intervals)", ErrTimeout,
 			silent.Round(time.Millisecond), silent/every), false)
