@@ -136,37 +136,28 @@ func ScenarioNames() []string {
 	return out
 }
 
+// scenarios lists the compare scenarios: first one per fault of the registry that has a trial (named by
+// the fault, in the registry's order), then the ones that combine faults and workloads of their own.
 func scenarios() []scenario {
-	return []scenario{
-		{"reset", "qos 1 at 100 msg/s; the link resets every connection once (new ones are accepted)", func(ctx context.Context, e *env) (Verdict, error) {
-			return e.traffic(ctx, 1, 10*time.Millisecond, func(ctx context.Context) (time.Time, time.Time, error) {
-				in, err := e.r.Inject(ctx, faults.Reset())
-				if err != nil {
-					return time.Time{}, time.Time{}, err
-				}
-				return in.Since, time.Now(), nil
-			})
-		}},
-		{"down", "qos 1 at 100 msg/s; the link refuses connections and closes the open one for 3–4 s", func(ctx context.Context, e *env) (Verdict, error) {
-			return e.traffic(ctx, 1, 10*time.Millisecond, e.hold(faults.Down(), 3*time.Second))
-		}},
-		{"blackhole", "qos 1 at 100 msg/s; both directions silently blackholed for 5–6 s (no FIN); the heal closes the blackholed connections", func(ctx context.Context, e *env) (Verdict, error) {
-			return e.traffic(ctx, 1, 10*time.Millisecond, e.hold(faults.Blackhole(), 5*time.Second))
-		}},
-		{"broker-restart", "qos 1 at 100 msg/s; the broker stops (SIGTERM, sessions saved) for 2–3 s and starts again", func(ctx context.Context, e *env) (Verdict, error) {
-			return e.traffic(ctx, 1, 10*time.Millisecond, e.hold(faults.BrokerStop(), 2*time.Second))
-		}},
-		{"puback-loss", "qos 1 at 100 msg/s; every PUBACK to the client is dropped for 2.5–4.5 s (the stream stays valid)", func(ctx context.Context, e *env) (Verdict, error) {
-			return e.traffic(ctx, 1, 10*time.Millisecond, e.hold(faults.DropPubacks(), 2500*time.Millisecond+rand.N(time.Second)))
-		}},
+	var out []scenario
+	for _, tr := range faults.Trials() {
+		desc := "qos 1 at 100 msg/s, " + tr.What
+		if tr.Hold > 0 {
+			desc += " (each hold up to 1 s longer, at random)"
+		}
+		out = append(out, scenario{tr.Fault.Name(), desc, func(ctx context.Context, e *env) (Verdict, error) {
+			return e.traffic(ctx, 1, 10*time.Millisecond, e.trial(tr))
+		}})
+	}
+	return append(out, []scenario{
 		{"puback-loss+reset", "qos 1 at 100 msg/s; PUBACKs to the client dropped for 3 s, and the link reset 1 s into it", func(ctx context.Context, e *env) (Verdict, error) {
 			return e.traffic(ctx, 1, 10*time.Millisecond, func(ctx context.Context) (time.Time, time.Time, error) {
-				drop, err := e.r.Inject(ctx, faults.DropPubacks())
+				drop, err := e.r.Inject(ctx, faults.DropPubacks{})
 				if err != nil {
 					return time.Time{}, time.Time{}, err
 				}
 				sleep(ctx, e.d(time.Second))
-				reset, err := e.r.Inject(ctx, faults.Reset())
+				reset, err := e.r.Inject(ctx, faults.Reset{})
 				if err != nil {
 					return time.Time{}, time.Time{}, err
 				}
@@ -176,7 +167,7 @@ func scenarios() []scenario {
 			})
 		}},
 		{"qos0-down", "qos 0 at 200 msg/s; the link refuses connections and closes the open one for 2–3 s", func(ctx context.Context, e *env) (Verdict, error) {
-			return e.traffic(ctx, 0, 5*time.Millisecond, e.hold(faults.Down(), 2*time.Second))
+			return e.traffic(ctx, 0, 5*time.Millisecond, e.hold(faults.Down{}, 2*time.Second))
 		}},
 		{"silent-idle", "an idle client (keepalive only); both directions blackholed for 6–7 s", func(ctx context.Context, e *env) (Verdict, error) { return e.silentIdle(ctx) }},
 		{"slow-handler", "a qos 1 subscriber whose handler sleeps 1.5 s per message (less than KeepAlive) gets 6 messages: pings must still flow", func(ctx context.Context, e *env) (Verdict, error) {
@@ -186,19 +177,42 @@ func scenarios() []scenario {
 			return e.slowHandler(ctx, 6, 3*time.Second)
 		}},
 		{"backlog", "a persistent (clean session off) qos 1 subscriber is cut off (link down, 3–4 s) while 300 messages are published, then healed", func(ctx context.Context, e *env) (Verdict, error) { return e.backlog(ctx) }},
+	}...)
+}
+
+// trial plays tr: its fault injected tr.Count() times, each held (see hold) and followed by tr.Pause
+// (scaled). It returns when the first injection started and when the last one was healed.
+func (e *env) trial(tr faults.Trial) func(context.Context) (time.Time, time.Time, error) {
+	return func(ctx context.Context) (start, healed time.Time, err error) {
+		for i := range tr.Count() {
+			if i > 0 {
+				sleep(ctx, e.d(tr.Pause))
+			}
+			since, h, err := e.hold(tr.Fault, tr.Hold)(ctx)
+			if err != nil {
+				return start, healed, err
+			}
+			if i == 0 {
+				start = since
+			}
+			healed = h
+		}
+		return start, healed, nil
 	}
 }
 
-// hold injects f, keeps it for d plus up to a second at random (scaled), and heals it. The random part
-// puts the heal at any phase of the clients' retry schedules (paho retries exactly every second, so a
-// whole-second outage would line its retry up with the heal).
+// hold injects f, keeps it for d plus up to a second at random (scaled), and heals it; a one-shot fault
+// is over once injected. The random part puts the heal at any phase of the clients' retry schedules
+// (paho retries exactly every second, so a whole-second outage would line its retry up with the heal).
 func (e *env) hold(f faults.Fault, d time.Duration) func(context.Context) (time.Time, time.Time, error) {
 	return func(ctx context.Context) (time.Time, time.Time, error) {
 		in, err := e.r.Inject(ctx, f)
 		if err != nil {
 			return time.Time{}, time.Time{}, err
 		}
-		sleep(ctx, e.d(d+rand.N(time.Second)))
+		if !f.OneShot() {
+			sleep(ctx, e.d(d+rand.N(time.Second)))
+		}
 		err = in.Heal(context.WithoutCancel(ctx))
 		return in.Since, time.Now(), err
 	}
@@ -360,7 +374,7 @@ func (e *env) silentIdle(ctx context.Context) (Verdict, error) {
 		return v, err
 	}
 	sleep(ctx, time.Second+rand.N(e.s.KeepAlive+e.s.KeepAlive/4)) // a random keepalive phase
-	start, healed, err := e.hold(faults.Blackhole(), 6*time.Second)(ctx)
+	start, healed, err := e.hold(faults.Blackhole{}, 6*time.Second)(ctx)
 	if err != nil {
 		return v, err
 	}
@@ -515,7 +529,7 @@ func (e *env) backlog(ctx context.Context) (Verdict, error) {
 	if err != nil {
 		return v, err
 	}
-	in, err := r.Inject(ctx, faults.Down())
+	in, err := r.Inject(ctx, faults.Down{})
 	if err != nil {
 		return v, err
 	}

@@ -38,7 +38,7 @@ func gapDefs() []gapDef {
 				return v.SuccessWithoutPuback > 0, fmt.Sprintf("≥ %d qos 1 publications returned success without any PUBACK reaching the client; %d never delivered",
 					v.SuccessWithoutPuback, v.FalseSuccesses)
 			}},
-		{"no in-session re-send: a lost PUBACK stalls qos 1 until the connection drops", "puback-loss",
+		{"no in-session re-send: a lost PUBACK stalls qos 1 until the connection drops", "drop-pubacks",
 			func(v Verdict) (bool, string) {
 				if v.Stalled {
 					return true, "stalled: no publication completed after the PUBACKs flowed again"

@@ -52,7 +52,7 @@ func failedFirstConnect(ctx context.Context, l *link.Link, cfg mqttas.Config) er
 var _ = Describe("a failed first connection", Label("connect"), func() {
 	It("returns connection refused when the link refuses, fires nothing, retries nothing, and may be retried", Label("down"), func(ctx SpecContext) {
 		r := newRig(ctx)
-		down, err := r.Inject(ctx, faults.Down())
+		down, err := r.Inject(ctx, faults.Down{})
 		Expect(err).NotTo(HaveOccurred())
 		cfg := mqttasConfig(r, "c")
 		var cc connectionCounters

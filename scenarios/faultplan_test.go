@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -78,42 +77,26 @@ func holdFault(ctx context.Context, d time.Duration) {
 	}
 }
 
-// qos1MixFaults are the faults the random mix draws from, as a trace file names them, with the parameters
-// each draw may take.
-var qos1MixFaults = []struct {
-	name   string
-	params func(*rand.Rand) map[string]string
-}{
-	{"latency", func(rnd *rand.Rand) map[string]string {
-		return map[string]string{"latency": strconv.Itoa(50+rnd.IntN(200)) + "ms", "jitter": strconv.Itoa(rnd.IntN(50)) + "ms"}
-	}},
-	{"reset", nil},
-	{"blackhole", nil},
-	{"down", nil},
-	{"slicer", func(rnd *rand.Rand) map[string]string {
-		return map[string]string{"average": strconv.Itoa(4 + rnd.IntN(12)), "variation": "3", "delay": "100us"}
-	}},
-	{"bandwidth", func(rnd *rand.Rand) map[string]string {
-		return map[string]string{"rate": strconv.Itoa(4 + rnd.IntN(28))}
-	}},
-	{"broker-restart", nil},
-	{"broker-pause", nil},
+// trialSteps is a fault's trial as a plan: its fault Count() times, each held for Hold, Pause apart.
+func trialSteps(tr faults.Trial) []qos1Step {
+	steps := make([]qos1Step, tr.Count())
+	for i := range steps {
+		steps[i] = qos1Step{Fault: tr.Fault, Hold: tr.Hold, Pause: tr.Pause}
+	}
+	steps[len(steps)-1].Pause = 0 // the plan ends at the last heal
+	return steps
 }
 
-// seededQoS1Mix draws n steps from qos1MixFaults with a generator seeded by seed: the same seed gives the
-// same plan, built through faults.Parse exactly as a replayed trace would be.
+// seededQoS1Mix draws n steps from the faults of the registry that have a trial, with a generator seeded by
+// seed: the same seed gives the same plan, each fault's parameters drawn as a random schedule draws them.
 func seededQoS1Mix(seed uint64, n int) []qos1Step {
 	GinkgoHelper()
+	trials := faults.Trials()
 	rnd := rand.New(rand.NewPCG(seed, 0x71a5))
 	steps := make([]qos1Step, 0, n)
 	for range n {
-		pick := qos1MixFaults[rnd.IntN(len(qos1MixFaults))]
-		var params map[string]string
-		if pick.params != nil {
-			params = pick.params(rnd)
-		}
-		f, err := faults.Parse(pick.name, params)
-		Expect(err).NotTo(HaveOccurred())
+		f := trials[rnd.IntN(len(trials))].Fault.Draw(rnd)
+		Expect(f.Validate()).To(Succeed())
 		s := qos1Step{Fault: f, Pause: time.Duration(300+rnd.IntN(700)) * time.Millisecond}
 		if !f.OneShot() {
 			s.Hold = time.Duration(500+rnd.IntN(2500)) * time.Millisecond

@@ -60,7 +60,7 @@ var _ = Describe("keepalive-driven outage detection", Label("keepalive"), func()
 					break
 				}
 			}
-			hole, err := r.Inject(ctx, faults.Blackhole())
+			hole, err := r.Inject(ctx, faults.Blackhole{})
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(hole.Heal)
 			injected := time.Now()

@@ -153,7 +153,7 @@ func runLoad(ctx context.Context, n int) {
 	holdFault(ctx, 2*time.Second)
 	fig.GoroutinesPeak = runtime.NumGoroutine()
 	for range loadResets {
-		_, err := r.Inject(ctx, faults.Reset())
+		_, err := r.Inject(ctx, faults.Reset{})
 		Expect(err).NotTo(HaveOccurred())
 		holdFault(ctx, loadResetEvery)
 	}

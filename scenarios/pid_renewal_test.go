@@ -41,7 +41,7 @@ var _ = Describe("PID renewal on the wire", Label("pid-renewal"), func() {
 			Expect(c.Connect(ctx)).To(Succeed())
 			tap := r.Link.Tap()
 
-			drop, err := r.Inject(ctx, faults.DropPubacks())
+			drop, err := r.Inject(ctx, faults.DropPubacks{})
 			Expect(err).NotTo(HaveOccurred())
 			tr := r.StartTraffic(ctx, rig.Publisher{Client: c, Name: id, Topic: topic, QoS: 1, Count: 1})
 			DeferCleanup(tr.Stop, time.Duration(0))

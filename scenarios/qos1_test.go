@@ -78,31 +78,23 @@ var _ = Describe("qos 1 delivery", Label("qos1"), func() {
 			}
 		},
 
-		Entry("through latency of 150 ± 100 ms for 3 s", Label("latency"), qos1Timeout,
-			qos1Plan(qos1Step{Fault: faults.Latency(150*time.Millisecond, 100*time.Millisecond), Hold: 3 * time.Second}), false),
-		Entry("through three resets 400 ms apart", Label("reset"), qos1Timeout,
-			qos1Plan(qos1Step{Fault: faults.Reset(), Pause: 400 * time.Millisecond},
-				qos1Step{Fault: faults.Reset(), Pause: 400 * time.Millisecond},
-				qos1Step{Fault: faults.Reset()}), true),
-		Entry("through a silent 4 s blackhole, longer than the 2-2.5 s keepalive rule", Label("blackhole"), qos1Timeout,
-			qos1Plan(qos1Step{Fault: faults.Blackhole(), Hold: 4 * time.Second}), true),
-		Entry("while the link is down (connection refused) for 2.5 s", Label("down"), qos1Timeout,
-			qos1Plan(qos1Step{Fault: faults.Down(), Hold: 2500 * time.Millisecond}), true),
-		Entry("through a slicer cutting every packet into ~8-byte pieces for 2 s", Label("slicer"), qos1Timeout,
-			qos1Plan(qos1Step{Fault: faults.Slicer(8, 4, 100*time.Microsecond), Hold: 2 * time.Second}), false),
-		Entry("through a bandwidth cap of 8 KB/s for 3 s", Label("bandwidth"), qos1Timeout,
-			qos1Plan(qos1Step{Fault: faults.Bandwidth(8), Hold: 3 * time.Second}), false),
-		Entry("across a broker restart (graceful stop, 1 s down, start)", Label("broker-restart"), qos1Timeout,
-			qos1Plan(qos1Step{Fault: faults.BrokerStop(), Hold: time.Second}), true),
-		Entry("while the broker is paused for 3.5 s", Label("broker-pause"), qos1Timeout,
-			qos1Plan(qos1Step{Fault: faults.BrokerPause(), Hold: 3500 * time.Millisecond}), true),
-		Entry("through a seeded random mix of these faults", Label("mix"), qos1Timeout,
-			func() ([]qos1Step, uint64) {
-				seed := uint64(GinkgoRandomSeed())
-				return seededQoS1Mix(seed, 4), seed
-			}, false),
+		qos1Entries(),
 	)
 })
+
+// qos1Entries are the table's entries: one per fault of the registry that has a trial, then a seeded
+// random mix of those faults.
+func qos1Entries() []TableEntry {
+	var out []TableEntry
+	for _, tr := range faults.Trials() {
+		out = append(out, Entry(tr.What, Label(tr.Fault.Name()), qos1Timeout, qos1Plan(trialSteps(tr)...), tr.Outage))
+	}
+	return append(out, Entry("through a seeded random mix of these faults", Label("mix"), qos1Timeout,
+		func() ([]qos1Step, uint64) {
+			seed := uint64(GinkgoRandomSeed())
+			return seededQoS1Mix(seed, 4), seed
+		}, false))
+}
 
 // qos1Plan is a fixed plan, with no seed.
 func qos1Plan(steps ...qos1Step) func() ([]qos1Step, uint64) {

@@ -44,7 +44,7 @@ var _ = Describe("a persistent session (KeepSession)", Label("session"), func() 
 		c, got := persistentSubscriber(ctx, r, "sub", topic)
 		c.Up().Clear()
 
-		in, err := r.Inject(ctx, faults.Down())
+		in, err := r.Inject(ctx, faults.Down{})
 		Expect(err).NotTo(HaveOccurred())
 		waitEvent(ctx, c.Down(), outageDetection, "the outage")
 		publishViaObserver(ctx, r, "obs", topic, 1, n)
@@ -72,7 +72,7 @@ var _ = Describe("a persistent session (KeepSession)", Label("session"), func() 
 		c.Up().Clear()
 		left := brokerLeaveCount(ctx, r.Broker, got.sub)
 
-		in, err := r.Inject(ctx, faults.Blackhole())
+		in, err := r.Inject(ctx, faults.Blackhole{})
 		Expect(err).NotTo(HaveOccurred())
 		// Published before anyone notices: the broker sends these into the dead connection.
 		publishViaObserver(ctx, r, "obs", topic, 1, early)
@@ -108,13 +108,13 @@ var _ = Describe("a persistent session (KeepSession)", Label("session"), func() 
 		c.Up().Clear()
 
 		// The client is away (link down) while the broker queues for it, restarts, and queues more.
-		cut, err := r.Inject(ctx, faults.Down())
+		cut, err := r.Inject(ctx, faults.Down{})
 		Expect(err).NotTo(HaveOccurred())
 		waitEvent(ctx, c.Down(), outageDetection, "the outage")
 		publishViaObserver(ctx, r, "obs", topic, 1, before)
 
 		restartBegan := time.Now()
-		stopped, err := r.Inject(ctx, faults.BrokerStop())
+		stopped, err := r.Inject(ctx, faults.BrokerRestart{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(stopped.Heal(ctx)).To(Succeed())
 		restart := time.Since(restartBegan)
@@ -190,7 +190,7 @@ var _ = Describe("session start-up with KeepSession and no ResumeSession", Label
 
 		// After start-up the session persists: b gets everything published during an outage.
 		b.Up().Clear()
-		in, err := r.Inject(ctx, faults.Down())
+		in, err := r.Inject(ctx, faults.Down{})
 		Expect(err).NotTo(HaveOccurred())
 		waitEvent(ctx, b.Down(), outageDetection, "the outage")
 		publishViaObserver(ctx, r, "obs", newTopic, 2, backlog+1)
@@ -234,7 +234,7 @@ var _ = Describe("a clean session (the default)", Label("session"), func() {
 		// From the outage on, the broker owes this client nothing: a clean session ends with its connection.
 		c.Up().Clear()
 		r.Ledger.Unsubscribe(cfg.ClientID, topic, time.Now())
-		in, err := r.Inject(ctx, faults.Down())
+		in, err := r.Inject(ctx, faults.Down{})
 		Expect(err).NotTo(HaveOccurred())
 		waitEvent(ctx, c.Down(), outageDetection, "the outage")
 		publishViaObserver(ctx, r, "obs", topic, before+1, before+away)
@@ -273,7 +273,7 @@ var _ = Describe("the event queue", Label("session", "queue"), func() {
 
 		// A backlog of QueueLen+extra arrives in one burst after an outage; the application reads nothing.
 		c.Up().Clear()
-		in, err := r.Inject(ctx, faults.Down())
+		in, err := r.Inject(ctx, faults.Down{})
 		Expect(err).NotTo(HaveOccurred())
 		waitEvent(ctx, c.Down(), outageDetection, "the outage")
 		publishViaObserver(ctx, r, "obs", topic, 1, queueLen+extra)
@@ -324,7 +324,7 @@ var _ = Describe("the broker's queue limit", Label("session", "queue-limit"), fu
 		// Offline for the broker, not just for the client: otherwise its in-flight window would take 20 more.
 		c.Up().Clear()
 		left := brokerLeaveCount(ctx, r.Broker, cfg.ClientID)
-		in, err := r.Inject(ctx, faults.Down())
+		in, err := r.Inject(ctx, faults.Down{})
 		Expect(err).NotTo(HaveOccurred())
 		waitEvent(ctx, c.Down(), outageDetection, "the outage")
 		waitBrokerSawLeave(ctx, r.Broker, cfg.ClientID, left)

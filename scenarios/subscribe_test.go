@@ -31,7 +31,7 @@ var _ = Describe("subscribing across an outage", Label("subscribe"), func() {
 		c := connectMqttas(ctx, cfg)
 		c.Up().Clear()
 
-		in, err := r.Inject(ctx, faults.Down())
+		in, err := r.Inject(ctx, faults.Down{})
 		Expect(err).NotTo(HaveOccurred())
 		waitEvent(ctx, c.Down(), outageDetection, "the outage")
 		done := make(chan error, 1)
@@ -74,7 +74,7 @@ var _ = Describe("subscribing across an outage", Label("subscribe"), func() {
 		Eventually(ctx, func() int { return got.distinct(topic) }).WithTimeout(sessionRecovery).Should(Equal(3), "subscribed before the outage")
 		c.Up().Clear()
 
-		in, err := r.Inject(ctx, faults.Down())
+		in, err := r.Inject(ctx, faults.Down{})
 		Expect(err).NotTo(HaveOccurred())
 		waitEvent(ctx, c.Down(), outageDetection, "the outage")
 		done := make(chan error, 1)
@@ -211,12 +211,12 @@ func deliverAcrossOutages(ctx context.Context, r *rig.Rig, clientID, filter stri
 		Eventually(ctx, func() bool { return got.has(filter, seq) }).WithTimeout(sessionRecovery).Should(BeTrue(), what)
 	}
 	deliverSome("deliveries on the first connection")
-	for i, f := range []faults.Fault{faults.Reset(), faults.Down()} {
+	for i, f := range []faults.Fault{faults.Reset{}, faults.Down{}} {
 		// The broker forgets a clean session's subscriptions with its connection.
 		r.Ledger.Unsubscribe(clientID, filter, time.Now())
 		Expect(r.During(ctx, f, 500*time.Millisecond)).To(Succeed())
 		Eventually(resubscribed).WithTimeout(sessionRecovery).Should(Receive(), "%s after outage %d", how, i+1)
-		deliverSome(fmt.Sprintf("deliveries after outage %d (%s)", i+1, f.Name))
+		deliverSome(fmt.Sprintf("deliveries after outage %d (%s)", i+1, f.Name()))
 	}
 	return seq
 }

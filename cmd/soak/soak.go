@@ -17,6 +17,7 @@ import (
 
 	"github.com/mqttas/mqttas-go/harness/broker"
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/report"
 	"github.com/mqttas/mqttas-go/harness/rig"
@@ -243,7 +244,7 @@ func (s *soak) soakPhase(ctx context.Context, log *slog.Logger, o *outcome) (err
 		pubs = append(pubs, rig.Publisher{Client: s.feeder.c, Name: s.feeder.id, Topic: s.feeder.topic, QoS: 1,
 			Interval: interval(cfg.feedRate)})
 	}
-	if s.player, err = schedule.NewPlayer(s.sched, schedule.ForRig(r), log); err != nil {
+	if s.player, err = schedule.NewPlayer(s.sched, r.Injector(), log); err != nil {
 		return err // validated already
 	}
 	s.traffic = r.StartTraffic(ctx, pubs...)
@@ -690,7 +691,7 @@ func (p *progress) line() string {
 	el := min(time.Since(p.start).Round(time.Second), s.cfg.duration)
 	var fault []string
 	for _, o := range s.player.Active() {
-		fault = append(fault, o.Fault.Name)
+		fault = append(fault, o.Fault.Name())
 	}
 	if len(fault) == 0 {
 		fault = []string{"none"}
@@ -724,8 +725,8 @@ func (s *soak) reportRun(ctx context.Context, soakStart time.Time, res *ledger.R
 	// The schedule as it was meant, shifted to the rig's clock (the player started after the setup).
 	offset := soakStart.Sub(r.Start)
 	for _, o := range s.player.Occurrences() {
-		run.Schedule = append(run.Schedule, report.ScheduledFault{At: offset + o.At, Fault: o.Fault.Name,
-			Params: o.Fault.Params, Duration: o.Duration})
+		run.Schedule = append(run.Schedule, report.ScheduledFault{At: offset + o.At, Fault: o.Fault.Name(),
+			Params: faults.Params(o.Fault), Duration: o.Duration})
 	}
 	entries := r.Timeline.Entries()
 	windows := timeline.Faults(entries)

@@ -199,7 +199,7 @@ func TestShortSoakEndToEnd(t *testing.T) {
 	occ, _ := sched.Occurrences()
 	var names []string
 	for _, o := range occ {
-		names = append(names, o.Fault.Name)
+		names = append(names, o.Fault.Name())
 	}
 	if !slices.Equal(names, []string{"blackhole", "down"}) {
 		t.Fatalf("seed 18 drew %v", names)
@@ -247,7 +247,7 @@ func TestReplayShippedTrace(t *testing.T) {
 		t.Fatalf("recorded %+v", s)
 	}
 	for _, f := range s.Faults {
-		if f.Fault != "down" || f.At > 15*time.Second {
+		if f.Fault.Name() != "down" || f.At > 15*time.Second {
 			t.Fatalf("recorded %+v", f)
 		}
 	}

@@ -1,178 +1,222 @@
-// Package faults is the catalogue of faults the harness can inject: each one a name, its parameters,
-// and how to inject and heal it on a link and a broker. Scenarios, soak schedules and replayed traces all
-// draw from it, so a fault means the same thing everywhere.
+// Package faults is the one place a fault of the harness is defined, on the model of Toxiproxy's toxics:
+// each fault is a small type in this package (one file per family: link.go, packets.go, broker.go) with
+// its name, its parameters as typed fields, their validation, how to inject and heal it, and how a random
+// schedule draws it. Each file registers its faults once, and everything else comes from that registry:
+// the trace format (Parse, Params), the random schedules (Mix, Draw), the scenarios' fault tables and the
+// client comparison (Trial). Adding a fault is one new file with its test.
+//
+// Durations stay time.Duration here; they become text only at the edge, in Params and Parse.
 package faults
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"reflect"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/mqttas/mqttas-go/harness/broker"
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
 )
 
+// Fault is one fault with its parameters. The types of this package are its values; each is a plain
+// comparable struct, so two faults are equal when they are the same fault with the same parameters.
+type Fault interface {
+	// Name is the fault's name in traces, timelines and reports ("latency", "broker-restart").
+	Name() string
+	// Family is what the fault acts on.
+	Family() Family
+	// Validate checks the parameters; a problem is a *ParamError naming the parameter.
+	Validate() error
+	// Inject starts the fault.
+	Inject(ctx context.Context, t Target) error
+	// Heal ends it; a one-shot fault has nothing to heal and Heal does nothing.
+	Heal(ctx context.Context, t Target) error
+	// OneShot reports whether the fault happens at once and has nothing to heal (it takes no duration).
+	OneShot() bool
+	// Draw returns a fault of the same kind with its parameters drawn from r (the fault itself when it
+	// has none). The same generator state gives the same fault.
+	Draw(r *rand.Rand) Fault
+	// Mix is the fault's share of a random schedule.
+	Mix() Mix
+	// Trial is how the scenarios and the client comparison exercise the fault on its own; a Trial with no
+	// Fault means they do not.
+	Trial() Trial
+	// String renders the fault as name(k=v, ...), keys sorted, as Format does.
+	String() string
+}
+
+// Family says what a fault acts on.
+type Family string
+
+const (
+	FamilyLink    Family = "link"    // the TCP link between client and broker (toxics, down, reset)
+	FamilyPackets Family = "packets" // MQTT packets on the link, by type
+	FamilyBroker  Family = "broker"  // the broker's process
+)
+
+// Link is what link and packet faults act on; *link.Link is one.
+type Link interface {
+	Latency(ctx context.Context, d, jitter time.Duration, dir link.Direction) error
+	Bandwidth(ctx context.Context, kbPerSec int, dir link.Direction) error
+	Blackhole(ctx context.Context, dir link.Direction) error
+	Silent(ctx context.Context) error
+	Slicer(ctx context.Context, avg, variation int, delay time.Duration, dir link.Direction) error
+	SlowClose(ctx context.Context, d time.Duration, dir link.Direction) error
+	LimitData(ctx context.Context, n int64, dir link.Direction) error
+	ResetPeer(ctx context.Context, after time.Duration, dir link.Direction) error
+	Down(ctx context.Context) error
+	Up(ctx context.Context) error
+	Reset(ctx context.Context) error
+	DropPackets(dir link.Direction, t mqttframe.Type, n int) error
+	DelayPackets(dir link.Direction, t mqttframe.Type, d time.Duration) error
+	StopDropping()
+	StopDelaying()
+	// Heal removes every fault on the link: toxics, packet rules and down.
+	Heal(ctx context.Context) error
+}
+
+// Broker is what broker faults act on; every harness/broker backend is one.
+type Broker interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Kill(ctx context.Context) error
+	Pause(ctx context.Context) error
+	Unpause(ctx context.Context) error
+}
+
 // Target is what faults act on: the link between client and broker, and the broker.
 type Target struct {
-	Link   *link.Link
-	Broker broker.Broker
+	Link   Link
+	Broker Broker
 }
 
-// Fault is one fault: Inject starts it, Heal ends it. A one-shot fault (a reset) has nothing to heal.
-type Fault struct {
-	Name   string
-	Params map[string]string // as a trace file writes them
-	inject func(context.Context, Target) error
-	heal   func(context.Context, Target) error
+// Mix says how a random schedule draws a fault: how often (Weight, relative to the other faults' weights;
+// 0 never), for how long (Min to Max; both 0 for a one-shot fault), and Why these figures, for the
+// documentation. The parameters come from Fault.Draw.
+type Mix struct {
+	Weight   int
+	Min, Max time.Duration
+	Why      string
 }
 
-// Inject starts the fault.
-func (f Fault) Inject(ctx context.Context, t Target) error {
-	if err := f.inject(ctx, t); err != nil {
-		return fmt.Errorf("inject %s: %w", f, err)
+// Trial is one fault exercised on its own, the same way by the scenarios' fault table and the client
+// comparison: Fault injected Times times (0 means once), each held for Hold (0 for a one-shot fault) and
+// followed by Pause of calm before the next.
+type Trial struct {
+	// What the trial does, as a spec's name reads it: "through a silent 4 s blackhole, ...".
+	What  string
+	Fault Fault
+	Hold  time.Duration
+	Times int
+	Pause time.Duration
+	// Outage: the fault cuts every client off, so each one must notice an outage.
+	Outage bool
+}
+
+// Count is how many times the trial injects its fault.
+func (t Trial) Count() int { return max(t.Times, 1) }
+
+// Lane is what a lasting fault holds while it is in force: two faults of one lane cannot overlap.
+type Lane string
+
+const (
+	// LaneLink: every link and packet fault is healed by healing the whole link, so healing one would
+	// end another early.
+	LaneLink Lane = "link"
+	// LaneBroker: the broker is stopped, killed or paused, one at a time.
+	LaneBroker Lane = "broker"
+)
+
+// LaneOf returns the lane f holds, or "" for a one-shot fault (it may happen at any time).
+func LaneOf(f Fault) Lane {
+	switch {
+	case f.OneShot():
+		return ""
+	case f.Family() == FamilyBroker:
+		return LaneBroker
+	default:
+		return LaneLink
 	}
-	return nil
 }
 
-// Heal ends the fault; a no-op for one-shot faults.
-func (f Fault) Heal(ctx context.Context, t Target) error {
-	if f.heal == nil {
-		return nil
+// Why says why two faults of the lane cannot overlap.
+func (l Lane) Why() string {
+	switch l {
+	case LaneLink:
+		return "link faults cannot overlap: healing one heals the whole link"
+	case LaneBroker:
+		return "broker faults cannot overlap: the broker is stopped, killed or paused, one at a time"
 	}
-	if err := f.heal(ctx, t); err != nil {
-		return fmt.Errorf("heal %s: %w", f, err)
+	return ""
+}
+
+// registry maps each fault's name to its prototype, the fault with its default parameters. It is filled
+// by the init functions of this package's files, one register call per fault, and never changed after.
+var registry = map[string]Fault{}
+
+// register adds a fault type by its prototype. A name given twice, parameters of a type the trace format
+// cannot write, or invalid defaults are programming errors of this package and panic at init.
+func register(proto Fault) {
+	name := proto.Name()
+	if _, dup := registry[name]; dup {
+		panic("faults: " + name + " registered twice")
 	}
-	return nil
-}
-
-// OneShot reports whether the fault happens at once and has nothing to heal.
-func (f Fault) OneShot() bool { return f.heal == nil }
-
-// String renders the fault as name(k=v, ...), keys sorted.
-func (f Fault) String() string {
-	if len(f.Params) == 0 {
-		return f.Name
+	if reflect.TypeOf(proto).Kind() != reflect.Struct {
+		panic("faults: " + name + " is not a struct type")
 	}
-	keys := make([]string, 0, len(f.Params))
-	for k := range f.Params {
-		keys = append(keys, k)
+	for _, p := range paramsOf(reflect.TypeOf(proto)) {
+		if p.typ != durationType && p.typ.Kind() != reflect.Int {
+			panic(fmt.Sprintf("faults: %s: parameter %s is a %v (want time.Duration or int)", name, p.name, p.typ))
+		}
 	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + f.Params[k]
+	if err := proto.Validate(); err != nil {
+		panic(fmt.Sprintf("faults: %s: defaults: %v", name, err))
 	}
-	return f.Name + "(" + strings.Join(parts, ", ") + ")"
+	registry[name] = proto
 }
 
-// ParamsAny returns the parameters for JSON reports and timelines.
-func (f Fault) ParamsAny() map[string]any {
-	m := make(map[string]any, len(f.Params))
-	for k, v := range f.Params {
-		m[k] = v
+// Names lists the registered faults, sorted.
+func Names() []string { return slices.Sorted(maps.Keys(registry)) }
+
+// All returns every registered fault with its default parameters, sorted by name.
+func All() []Fault {
+	out := make([]Fault, 0, len(registry))
+	for _, n := range Names() {
+		out = append(out, registry[n])
 	}
-	return m
+	return out
 }
 
-func heal(ctx context.Context, t Target) error { return t.Link.Heal(ctx) }
-
-// Latency delays every chunk in both directions by d ± jitter.
-func Latency(d, jitter time.Duration) Fault {
-	return Fault{Name: "latency", Params: map[string]string{"latency": d.String(), "jitter": jitter.String()},
-		inject: func(ctx context.Context, t Target) error { return t.Link.Latency(ctx, d, jitter, link.Both) },
-		heal:   heal}
-}
-
-// Reset closes the connections through the link at once, as a dropped WiFi association does.
-func Reset() Fault {
-	return Fault{Name: "reset", inject: func(ctx context.Context, t Target) error { return t.Link.Reset(ctx) }}
-}
-
-// Blackhole stops every byte in both directions while the TCP connection stays open, with no FIN: the
-// silent, half-open link that only keepalive detects. Healing closes the blackholed connections.
-func Blackhole() Fault {
-	return Fault{Name: "blackhole",
-		inject: func(ctx context.Context, t Target) error { return t.Link.Silent(ctx) },
-		heal:   heal}
-}
-
-// Down refuses new connections and closes open ones: the broker's host is unreachable.
-func Down() Fault {
-	return Fault{Name: "down",
-		inject: func(ctx context.Context, t Target) error { return t.Link.Down(ctx) },
-		heal:   func(ctx context.Context, t Target) error { return t.Link.Up(ctx) }}
-}
-
-// Slicer cuts the stream into small pieces (average avg bytes, ± variation, delay apart), in both
-// directions: every packet arrives in fragments.
-func Slicer(avg, variation int, delay time.Duration) Fault {
-	return Fault{Name: "slicer", Params: map[string]string{"average": strconv.Itoa(avg),
-		"variation": strconv.Itoa(variation), "delay": delay.String()},
-		inject: func(ctx context.Context, t Target) error { return t.Link.Slicer(ctx, avg, variation, delay, link.Both) },
-		heal:   heal}
-}
-
-// Bandwidth caps the link at kbPerSec KB/s in both directions.
-func Bandwidth(kbPerSec int) Fault {
-	return Fault{Name: "bandwidth", Params: map[string]string{"rate": strconv.Itoa(kbPerSec)},
-		inject: func(ctx context.Context, t Target) error { return t.Link.Bandwidth(ctx, kbPerSec, link.Both) },
-		heal:   heal}
-}
-
-// DropPubacks drops every PUBACK on its way to the client, the others pass: the client re-sends with DUP
-// and, past MaxRepubs, declares the link dead.
-func DropPubacks() Fault {
-	return Fault{Name: "drop-pubacks",
-		inject: func(_ context.Context, t Target) error {
-			return t.Link.DropPackets(link.Downstream, mqttframe.PUBACK, -1)
-		},
-		heal: func(_ context.Context, t Target) error {
-			t.Link.StopDropping()
-			return nil
-		}}
-}
-
-// BrokerStop stops the broker gracefully (it saves its persistence) until healed: a broker restart.
-func BrokerStop() Fault {
-	return Fault{Name: "broker-restart",
-		inject: func(ctx context.Context, t Target) error { return t.Broker.Stop(ctx) },
-		heal:   func(ctx context.Context, t Target) error { return t.Broker.Start(ctx) }}
-}
-
-// BrokerKill kills the broker (SIGKILL: what autosave did not write is lost) until healed.
-func BrokerKill() Fault {
-	return Fault{Name: "broker-kill",
-		inject: func(ctx context.Context, t Target) error { return t.Broker.Kill(ctx) },
-		heal:   func(ctx context.Context, t Target) error { return t.Broker.Start(ctx) }}
-}
-
-// BrokerPause freezes the broker: TCP still connects, nothing is answered.
-func BrokerPause() Fault {
-	return Fault{Name: "broker-pause",
-		inject: func(ctx context.Context, t Target) error { return t.Broker.Pause(ctx) },
-		heal:   func(ctx context.Context, t Target) error { return t.Broker.Unpause(ctx) }}
-}
-
-// Names lists the faults Parse knows, sorted.
-func Names() []string {
-	names := make([]string, 0, len(parsers))
-	for n := range parsers {
-		names = append(names, n)
+// Trials returns the trials of the registered faults that have one, sorted by name.
+func Trials() []Trial {
+	var out []Trial
+	for _, f := range All() {
+		if t := f.Trial(); t.Fault != nil {
+			out = append(out, t)
+		}
 	}
-	slices.Sort(names)
-	return names
+	return out
 }
 
-// ErrUnknown is returned by Parse for a fault name not in the catalogue.
+// ErrUnknown is returned by New and Parse for a fault name not in the registry.
 var ErrUnknown = errors.New("unknown fault")
 
-// ParamError names the parameter Parse could not use.
+// New returns the fault called name with its default parameters.
+func New(name string) (Fault, error) {
+	f, ok := registry[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknown, name, strings.Join(Names(), ", "))
+	}
+	return f, nil
+}
+
+// ParamError names the parameter a fault could not use.
 type ParamError struct {
 	Fault, Param, Reason string
 }
@@ -181,95 +225,123 @@ func (e *ParamError) Error() string {
 	return fmt.Sprintf("fault %s: parameter %q: %s", e.Fault, e.Param, e.Reason)
 }
 
-type params struct {
-	fault string
-	m     map[string]string
-	used  map[string]bool
-}
-
-func (p *params) duration(key string, def time.Duration) (time.Duration, error) {
-	p.used[key] = true
-	v, ok := p.m[key]
-	if !ok {
-		return def, nil
+// Parse makes a fault from its name and its parameters as a trace file writes them; parameters left
+// out keep their defaults. Errors name the fault and the parameter (*ParamError), or wrap ErrUnknown.
+func Parse(name string, m map[string]string) (Fault, error) {
+	proto, err := New(name)
+	if err != nil {
+		return nil, err
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, &ParamError{p.fault, key, fmt.Sprintf("%q is not a duration like 200ms", v)}
-	}
-	return d, nil
-}
-
-func (p *params) integer(key string, def, minimum int) (int, error) {
-	p.used[key] = true
-	v, ok := p.m[key]
-	if !ok {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < minimum {
-		return 0, &ParamError{p.fault, key, fmt.Sprintf("%q is not a whole number ≥ %d", v, minimum)}
-	}
-	return n, nil
-}
-
-func (p *params) unknown() error {
-	for k := range p.m {
-		if !p.used[k] {
-			return &ParamError{p.fault, k, "not a parameter of this fault"}
+	v := reflect.New(reflect.TypeOf(proto)).Elem()
+	v.Set(reflect.ValueOf(proto))
+	ps := paramsOf(v.Type())
+	for _, key := range slices.Sorted(maps.Keys(m)) {
+		i := slices.IndexFunc(ps, func(p param) bool { return p.name == key })
+		if i < 0 {
+			return nil, &ParamError{name, key, "not a parameter of this fault" + takes(ps)}
 		}
+		if err := ps[i].set(v, m[key]); err != nil {
+			return nil, &ParamError{name, key, err.Error()}
+		}
+	}
+	f := v.Interface().(Fault)
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func takes(ps []param) string {
+	if len(ps) == 0 {
+		return " (it takes none)"
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.name
+	}
+	return " (it takes " + strings.Join(names, ", ") + ")"
+}
+
+// Params returns f's parameters as a trace file writes them (durations as 200ms, numbers in decimal);
+// nil for a fault without parameters. Parse(f.Name(), Params(f)) gives f back.
+func Params(f Fault) map[string]string {
+	v := reflect.ValueOf(f)
+	ps := paramsOf(v.Type())
+	if len(ps) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(ps))
+	for _, p := range ps {
+		m[p.name] = p.get(v)
+	}
+	return m
+}
+
+// Format renders f as name(k=v, ...) with the keys sorted, or just its name when it has no parameters.
+func Format(f Fault) string {
+	m := Params(f)
+	if len(m) == 0 {
+		return f.Name()
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return f.Name() + "(" + strings.Join(parts, ", ") + ")"
+}
+
+// param is a field of a fault type tagged `param:"name"`.
+type param struct {
+	name  string
+	index int
+	typ   reflect.Type
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func paramsOf(t reflect.Type) []param {
+	var ps []param
+	for i := range t.NumField() {
+		if name, ok := t.Field(i).Tag.Lookup("param"); ok {
+			ps = append(ps, param{name: name, index: i, typ: t.Field(i).Type})
+		}
+	}
+	return ps
+}
+
+func (p param) get(v reflect.Value) string {
+	fv := v.Field(p.index)
+	if p.typ == durationType {
+		return time.Duration(fv.Int()).String()
+	}
+	return strconv.FormatInt(fv.Int(), 10)
+}
+
+func (p param) set(v reflect.Value, s string) error {
+	fv := v.Field(p.index)
+	if p.typ == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration like 200ms", s)
+		}
+		fv.SetInt(int64(d))
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	fv.SetInt(int64(n))
+	return nil
+}
+
+// atLeast is the check of a whole-number parameter with a lower bound.
+func atLeast(fault, param string, n, minimum int, why string) error {
+	if n < minimum {
+		return &ParamError{fault, param, fmt.Sprintf("%d is not a whole number ≥ %d%s", n, minimum, why)}
 	}
 	return nil
 }
 
-var parsers = map[string]func(*params) (Fault, error){
-	"latency": func(p *params) (Fault, error) {
-		d, err := p.duration("latency", 200*time.Millisecond)
-		if err != nil {
-			return Fault{}, err
-		}
-		j, err := p.duration("jitter", 0)
-		return Latency(d, j), err
-	},
-	"reset":     func(*params) (Fault, error) { return Reset(), nil },
-	"blackhole": func(*params) (Fault, error) { return Blackhole(), nil },
-	"down":      func(*params) (Fault, error) { return Down(), nil },
-	"slicer": func(p *params) (Fault, error) {
-		avg, err := p.integer("average", 8, 1)
-		if err != nil {
-			return Fault{}, err
-		}
-		v, err := p.integer("variation", 4, 0)
-		if err != nil {
-			return Fault{}, err
-		}
-		d, err := p.duration("delay", 100*time.Microsecond)
-		return Slicer(avg, v, d), err
-	},
-	"bandwidth": func(p *params) (Fault, error) {
-		r, err := p.integer("rate", 16, 1)
-		return Bandwidth(r), err
-	},
-	"drop-pubacks":   func(*params) (Fault, error) { return DropPubacks(), nil },
-	"broker-restart": func(*params) (Fault, error) { return BrokerStop(), nil },
-	"broker-kill":    func(*params) (Fault, error) { return BrokerKill(), nil },
-	"broker-pause":   func(*params) (Fault, error) { return BrokerPause(), nil },
-}
-
-// Parse makes a fault from its name and parameters as a trace file gives them. Errors name the fault and
-// the parameter.
-func Parse(name string, m map[string]string) (Fault, error) {
-	mk, ok := parsers[name]
-	if !ok {
-		return Fault{}, fmt.Errorf("%w %q (known: %s)", ErrUnknown, name, strings.Join(Names(), ", "))
-	}
-	p := &params{fault: name, m: m, used: map[string]bool{}}
-	f, err := mk(p)
-	if err != nil {
-		return Fault{}, err
-	}
-	if err := p.unknown(); err != nil {
-		return Fault{}, err
-	}
-	return f, nil
-}
+// between draws a whole number from lo to hi, both included.
+func between(r *rand.Rand, lo, hi int) int { return lo + r.IntN(hi-lo+1) }

@@ -21,6 +21,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/observer"
+	"github.com/mqttas/mqttas-go/harness/schedule"
 	"github.com/mqttas/mqttas-go/harness/timeline"
 )
 
@@ -156,13 +157,24 @@ type Injected struct {
 	Since time.Time
 }
 
-// Inject starts f and records it on the timeline. Heal the returned fault (one-shot faults end at once).
+// Inject validates f, starts it and records it on the timeline. Heal the returned fault (one-shot faults
+// end at once).
 func (r *Rig) Inject(ctx context.Context, f faults.Fault) (*Injected, error) {
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("inject %s: %w", f, err)
+	}
 	now := time.Now()
-	id := r.Timeline.BeginFault(now, "link", f.Name, f.ParamsAny())
+	var params map[string]any
+	for k, v := range faults.Params(f) {
+		if params == nil {
+			params = map[string]any{}
+		}
+		params[k] = v
+	}
+	id := r.Timeline.BeginFault(now, "link", f.Name(), params)
 	if err := f.Inject(ctx, r.Target()); err != nil {
 		_ = r.Timeline.EndFault(time.Now(), id, "inject failed: "+err.Error())
-		return nil, err
+		return nil, fmt.Errorf("inject %s: %w", f, err)
 	}
 	in := &Injected{r: r, f: f, id: id, Since: now}
 	if f.OneShot() {
@@ -174,14 +186,27 @@ func (r *Rig) Inject(ctx context.Context, f faults.Fault) (*Injected, error) {
 // Heal ends the fault (once) and records it.
 func (in *Injected) Heal(ctx context.Context) error {
 	in.once.Do(func() {
-		in.err = in.f.Heal(ctx, in.r.Target())
 		detail := ""
-		if in.err != nil {
-			detail = "heal failed: " + in.err.Error()
+		if err := in.f.Heal(ctx, in.r.Target()); err != nil {
+			in.err = fmt.Errorf("heal %s: %w", in.f, err)
+			detail = "heal failed: " + err.Error()
 		}
 		_ = in.r.Timeline.EndFault(time.Now(), in.id, detail)
 	})
 	return in.err
+}
+
+// Injector returns r as a schedule.Injector, so a schedule.Player plays its faults through r's timeline.
+func (r *Rig) Injector() schedule.Injector { return injector{r} }
+
+type injector struct{ r *Rig }
+
+func (i injector) Inject(ctx context.Context, f faults.Fault) (schedule.Healer, error) {
+	in, err := i.r.Inject(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
 }
 
 // During injects f, waits d (or until ctx ends), and heals it.

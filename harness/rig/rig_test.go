@@ -54,7 +54,7 @@ func TestRigDeliversThroughResets(t *testing.T) {
 	}
 	for i := range 2 {
 		acked(int64(20 * (i + 1)))
-		if _, err := r.Inject(ctx, faults.Reset()); err != nil {
+		if _, err := r.Inject(ctx, faults.Reset{}); err != nil {
 			t.Fatal(err)
 		}
 	}

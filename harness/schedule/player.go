@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/faults"
-	"github.com/mqttas/mqttas-go/harness/rig"
 )
 
-// Injector starts faults. *rig.Rig is one through ForRig; tests may use their own.
+// Injector starts faults for a Player. A rig is one (rig.Rig.Injector), recording every fault on its
+// timeline; tests may use their own.
 type Injector interface {
 	Inject(ctx context.Context, f faults.Fault) (Healer, error)
 }
@@ -22,19 +22,6 @@ type Injector interface {
 // Healer ends a fault in force.
 type Healer interface {
 	Heal(ctx context.Context) error
-}
-
-// ForRig injects through r, so every fault is recorded on r's timeline (start, end, parameters).
-func ForRig(r *rig.Rig) Injector { return rigInjector{r} }
-
-type rigInjector struct{ r *rig.Rig }
-
-func (ri rigInjector) Inject(ctx context.Context, f faults.Fault) (Healer, error) {
-	in, err := ri.r.Inject(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	return in, nil
 }
 
 // HealTimeout bounds the heals a Player makes after its context ended (restarting a broker takes a while).

@@ -29,11 +29,11 @@ func (f *fakeInjector) add(s string) {
 }
 
 func (f *fakeInjector) Inject(_ context.Context, ft faults.Fault) (Healer, error) {
-	if ft.Name == f.fail {
+	if ft.Name() == f.fail {
 		return nil, errors.New("boom")
 	}
-	f.add("inject " + ft.Name)
-	return fakeHealer{f, ft.Name}, nil
+	f.add("inject " + ft.Name())
+	return fakeHealer{f, ft.Name()}, nil
 }
 
 type fakeHealer struct {
@@ -69,7 +69,7 @@ faults:
 		synctest.Wait()
 		var active []string
 		for _, o := range p.Active() {
-			active = append(active, o.Fault.Name)
+			active = append(active, o.Fault.Name())
 		}
 		if !slices.Equal(active, []string{"latency", "broker-pause"}) {
 			t.Errorf("active at 2.6s: %v", active)
@@ -103,8 +103,8 @@ faults:
 func TestPlayerStopsCleanly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &Schedule{Faults: []Entry{
-			{At: time.Second, Fault: "down", Duration: 10 * time.Second},
-			{At: 20 * time.Second, Fault: "reset"},
+			{At: time.Second, Fault: faults.Down{}, Duration: 10 * time.Second},
+			{At: 20 * time.Second, Fault: faults.Reset{}},
 		}}
 		inj := &fakeInjector{start: time.Now()}
 		p, err := NewPlayer(s, inj, nil)
@@ -127,9 +127,9 @@ func TestPlayerStopsCleanly(t *testing.T) {
 func TestPlayerInjectFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &Schedule{Faults: []Entry{
-			{At: time.Second, Fault: "broker-restart", Duration: 10 * time.Second},
-			{At: 2 * time.Second, Fault: "latency", Duration: time.Second},
-			{At: 5 * time.Second, Fault: "reset"},
+			{At: time.Second, Fault: faults.BrokerRestart{}, Duration: 10 * time.Second},
+			{At: 2 * time.Second, Fault: faults.Latency{}, Duration: time.Second},
+			{At: 5 * time.Second, Fault: faults.Reset{}},
 		}}
 		inj := &fakeInjector{start: time.Now(), fail: "latency"}
 		p, err := NewPlayer(s, inj, nil)
@@ -148,7 +148,7 @@ func TestPlayerInjectFailure(t *testing.T) {
 }
 
 func TestNewPlayerValidates(t *testing.T) {
-	s := &Schedule{Faults: []Entry{{At: -time.Second, Fault: "reset"}}}
+	s := &Schedule{Faults: []Entry{{At: -time.Second, Fault: faults.Reset{}}}}
 	if _, err := NewPlayer(s, &fakeInjector{}, nil); err == nil {
 		t.Fatal("invalid schedule accepted")
 	}

@@ -3,7 +3,6 @@ package schedule
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -18,10 +17,9 @@ type RecordOptions struct {
 	// Sources are the clients whose outages count; nil means every source with up or down events except
 	// "link", "broker" and "observer" (the observer is connected straight to the broker).
 	Sources []string
-	// Fault replays each outage; default "down" (connections closed and refused for the outage's length).
-	// "blackhole" replays them as silent links instead. It must take a duration.
-	Fault  string
-	Params map[string]string
+	// Fault replays each outage; default faults.Down (connections closed and refused for the outage's
+	// length). faults.Blackhole replays them as silent links instead. It must be a lasting link fault.
+	Fault faults.Fault
 	// Merge joins outages (of any of the sources) less than Merge apart; default 500 ms. Clients behind
 	// one link see one outage at slightly different moments.
 	Merge time.Duration
@@ -75,18 +73,18 @@ func Outages(entries []timeline.Entry, source string) []Outage {
 // outages of every source are merged into one sequence (the faults of a trace act on the one link every
 // client shares), and each becomes one fault (o.Fault, default down) lasting as long as the outage.
 func Record(entries []timeline.Entry, o RecordOptions) (*Schedule, error) {
-	if o.Fault == "" {
-		o.Fault = "down"
+	if o.Fault == nil {
+		o.Fault = faults.Down{}
 	}
-	f, err := faults.Parse(o.Fault, o.Params)
-	if err != nil {
+	f := o.Fault
+	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("schedule: record: %w", err)
 	}
 	if f.OneShot() {
-		return nil, fmt.Errorf("schedule: record: %s has no duration, so it cannot replay an outage", o.Fault)
+		return nil, fmt.Errorf("schedule: record: %s has no duration, so it cannot replay an outage", f.Name())
 	}
-	if group(o.Fault) != "link" {
-		return nil, fmt.Errorf("schedule: record: replay outages with a link fault (down, blackhole), not %s", o.Fault)
+	if faults.LaneOf(f) != faults.LaneLink {
+		return nil, fmt.Errorf("schedule: record: replay outages with a link fault (down, blackhole), not %s", f.Name())
 	}
 	if o.Merge == 0 {
 		o.Merge = 500 * time.Millisecond
@@ -129,7 +127,7 @@ func Record(entries []timeline.Entry, o RecordOptions) (*Schedule, error) {
 	desc := o.Description
 	if desc == "" {
 		desc = fmt.Sprintf("Recorded from the outages of %d client(s): each outage replays as %s for as long as it lasted.",
-			len(sources), o.Fault)
+			len(sources), f.Name())
 	}
 	s := &Schedule{Name: o.Name, Description: desc}
 	var prevEnd time.Duration
@@ -143,19 +141,11 @@ func Record(entries []timeline.Entry, o RecordOptions) (*Schedule, error) {
 			prevEnd = last.At + last.Duration
 			continue
 		}
-		s.Faults = append(s.Faults, Entry{At: at, Fault: o.Fault, Duration: d, Params: cloneParams(o.Params)})
+		s.Faults = append(s.Faults, Entry{At: at, Fault: f, Duration: d})
 		prevEnd = at + d
 	}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("schedule: record: %w", err)
 	}
 	return s, nil
-}
-
-// cloneParams copies m; empty parameters are nil, as Parse returns them.
-func cloneParams(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	return maps.Clone(m)
 }

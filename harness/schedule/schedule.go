@@ -1,12 +1,12 @@
-// Package schedule plans faults in time: a schedule is an ordered list of timed faults from the harness
-// catalogue (harness/faults), each with a start, a duration and optional repetitions. Schedules come
+// Package schedule plans faults in time: a schedule is an ordered list of timed faults of the harness's
+// fault registry (harness/faults), each with a start, a duration and optional repetitions. Schedules come
 // from three places, and one thing runs them:
 //
 //   - Random draws a seeded schedule, so a soak run can be repeated exactly from its seed;
 //   - Parse and Load read a YAML trace (format version 1, see traces/README.md), validated in full,
 //     with errors naming the line and the field, before anything starts;
 //   - Record turns the outages clients saw (timeline down/up events) into a replayable trace;
-//   - a Player runs a schedule against a rig, injecting and healing each fault on time.
+//   - a Player runs a schedule through an Injector (a rig's), injecting and healing each fault on time.
 //
 // Marshal writes any of them as a trace file. Toxiproxy's own randomness cannot be seeded, so every
 // variation a run needs (which fault, when, how long, with which parameters) is drawn here.
@@ -39,19 +39,19 @@ type Repeat struct {
 	Count int
 }
 
-// Entry is one line of a schedule: fault Fault (a name from faults.Names) with Params, injected At after
-// the start and healed Duration later. One-shot faults (reset) have no duration.
+// Entry is one line of a schedule: Fault (with its parameters), injected At after the start and healed
+// Duration later. One-shot faults (reset) have no duration.
 type Entry struct {
 	At       time.Duration
-	Fault    string
+	Fault    faults.Fault
 	Duration time.Duration
-	Params   map[string]string
 	Repeat   *Repeat
 
 	// Line is where the entry starts in its trace file (0 when it was not read from one).
-	Line   int
-	lines  map[string]int // field path within the entry → line, for errors
-	broken bool           // the file form was wrong; already reported, not checked further
+	Line     int
+	lines    map[string]int // field path within the entry → line, for errors
+	broken   bool           // the file form was wrong; already reported, not checked further
+	badFault bool           // the fault could not be made; already reported
 }
 
 // Schedule is a named, ordered list of timed faults.
@@ -162,24 +162,6 @@ func (e *Entry) line(field string) int {
 	return e.Line
 }
 
-// group says which faults cannot overlap: every link fault but reset is healed by healing the whole link
-// (so healing one would end another early), and the broker can only be in one state at a time.
-func group(name string) string {
-	switch name {
-	case "reset":
-		return "" // one-shot: closes whatever connections exist, at any time
-	case "broker-restart", "broker-kill", "broker-pause":
-		return "broker"
-	default:
-		return "link"
-	}
-}
-
-var groupReason = map[string]string{
-	"link":   "link faults cannot overlap: healing one heals the whole link",
-	"broker": "broker faults cannot overlap: the broker is stopped, killed or paused, one at a time",
-}
-
 // Validate checks the whole schedule: known faults and parameters, times, repetitions, and overlaps that
 // cannot work. The error is a *ValidationError listing every problem.
 func (s *Schedule) Validate() error {
@@ -239,18 +221,18 @@ func (s *Schedule) expandInto(p *problems) []Occurrence {
 		}
 	}
 	slices.SortStableFunc(occ, func(a, b Occurrence) int { return cmp.Compare(a.At, b.At) })
-	// Overlaps within a group: occurrences are sorted by start, so each one only needs checking against
-	// the latest-ending earlier occurrence of its group.
-	last := map[string]Occurrence{}
+	// Overlaps within a lane: occurrences are sorted by start, so each one only needs checking against
+	// the latest-ending earlier occurrence of its lane.
+	last := map[faults.Lane]Occurrence{}
 	for _, o := range occ {
-		g := group(o.Fault.Name)
+		g := faults.LaneOf(o.Fault)
 		if g == "" {
 			continue
 		}
 		if prev, ok := last[g]; ok && o.At < prev.End() {
 			e := &s.Faults[o.Entry]
 			p.add(e.line("at"), fmt.Sprintf("faults[%d].at", o.Entry), "%s (%v–%v) overlaps %s (%v–%v): %s",
-				label(o), o.At, o.End(), label(prev), prev.At, prev.End(), groupReason[g])
+				label(o), o.At, o.End(), label(prev), prev.At, prev.End(), g.Why())
 			if o.End() <= prev.End() {
 				continue
 			}
@@ -261,7 +243,7 @@ func (s *Schedule) expandInto(p *problems) []Occurrence {
 }
 
 func label(o Occurrence) string {
-	s := fmt.Sprintf("%s (faults[%d]", o.Fault.Name, o.Entry)
+	s := fmt.Sprintf("%s (faults[%d]", o.Fault.Name(), o.Entry)
 	if o.Rep > 0 {
 		s += fmt.Sprintf(" repetition %d", o.Rep+1)
 	}
@@ -281,27 +263,23 @@ func (e *Entry) check(p *problems, field func(string) string) (faults.Fault, boo
 	} else if e.Duration > MaxTime {
 		p.add(e.line("duration"), field("duration"), "%v is longer than %v", e.Duration, MaxTime)
 	}
-	var f faults.Fault
-	var err error
-	switch {
-	case e.Fault == "":
-		p.add(e.line("fault"), field("fault"), "missing: name the fault (one of %s)", strings.Join(faults.Names(), ", "))
-	default:
-		f, err = faults.Parse(e.Fault, e.Params)
+	if e.Fault == nil {
+		if !e.badFault {
+			p.add(e.line("fault"), field("fault"), "missing: name the fault (one of %s)", strings.Join(faults.Names(), ", "))
+		}
+	} else {
 		var pe *faults.ParamError
-		switch {
+		switch err := e.Fault.Validate(); {
 		case errors.As(err, &pe):
 			p.add(e.line("params."+pe.Param), field("params."+pe.Param), "%s", pe.Reason)
 		case err != nil:
 			p.add(e.line("fault"), field("fault"), "%v", err)
-		default:
-			extraParamChecks(p, e, f, field)
-			switch {
-			case f.OneShot() && e.Duration > 0:
-				p.add(e.line("duration"), field("duration"), "%s happens at once and is not healed: leave the duration out", e.Fault)
-			case !f.OneShot() && e.Duration == 0:
-				p.add(e.line("duration"), field("duration"), "missing: %s needs a duration > 0 (when to heal it)", e.Fault)
-			}
+		}
+		switch name := e.Fault.Name(); {
+		case e.Fault.OneShot() && e.Duration > 0:
+			p.add(e.line("duration"), field("duration"), "%s happens at once and is not healed: leave the duration out", name)
+		case !e.Fault.OneShot() && e.Duration == 0:
+			p.add(e.line("duration"), field("duration"), "missing: %s needs a duration > 0 (when to heal it)", name)
 		}
 	}
 	if r := e.Repeat; r != nil {
@@ -316,21 +294,7 @@ func (e *Entry) check(p *problems, field func(string) string) (faults.Fault, boo
 			p.add(e.line("repeat.count"), field("repeat.count"), "the last repetition would start after %v", MaxTime)
 		}
 	}
-	return f, len(p.errs) == n
-}
-
-// extraParamChecks catches parameters faults.Parse accepts but the link refuses when the fault is injected,
-// so that a trace fails before the run rather than half-way through it.
-func extraParamChecks(p *problems, e *Entry, f faults.Fault, field func(string) string) {
-	if f.Name != "slicer" {
-		return
-	}
-	var avg, variation int
-	_, _ = fmt.Sscan(f.Params["average"], &avg)
-	_, _ = fmt.Sscan(f.Params["variation"], &variation)
-	if variation >= avg {
-		p.add(e.line("params.variation"), field("params.variation"), "%d must be smaller than average (%d)", variation, avg)
-	}
+	return e.Fault, len(p.errs) == n && e.Fault != nil
 }
 
 // Clone returns a deep copy of s.
@@ -338,7 +302,6 @@ func (s *Schedule) Clone() *Schedule {
 	c := *s
 	c.Faults = make([]Entry, len(s.Faults))
 	for i, e := range s.Faults {
-		e.Params = cloneParams(e.Params)
 		if e.Repeat != nil {
 			r := *e.Repeat
 			e.Repeat = &r

@@ -42,7 +42,10 @@ func TestRandomIsDeterministic(t *testing.T) {
 
 func TestRandomShape(t *testing.T) {
 	total := 30 * time.Minute
-	kinds := DefaultKinds()
+	kinds := map[string]faults.Mix{}
+	for _, f := range faults.All() {
+		kinds[f.Name()] = f.Mix()
+	}
 	seen := map[string]int{}
 	for seed := range int64(20) {
 		s, err := Random(seed, total, RandomOptions{})
@@ -56,12 +59,12 @@ func TestRandomShape(t *testing.T) {
 		quiet := min(max(total/6, 2*time.Second), 20*time.Second)
 		var prevEnd time.Duration
 		for _, o := range occ {
-			seen[o.Fault.Name]++
+			seen[o.Fault.Name()]++
 			if o.At < prevEnd {
 				t.Fatalf("seed %d: %s starts before the previous fault ended (%v)", seed, o, prevEnd)
 			}
 			prevEnd = o.End()
-			k := kinds[o.Fault.Name]
+			k := kinds[o.Fault.Name()]
 			if o.Duration < k.Min || o.Duration > k.Max {
 				t.Errorf("seed %d: %s lasts outside %v–%v", seed, o, k.Min, k.Max)
 			}
@@ -80,24 +83,24 @@ func TestRandomShape(t *testing.T) {
 	}
 }
 
-// Every fault of the catalogue has a Kind, so Random can draw all of them.
-func TestDefaultKindsCoverTheCatalogue(t *testing.T) {
-	var names []string
-	for n := range DefaultKinds() {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	if !slices.Equal(names, faults.Names()) {
-		t.Fatalf("kinds %v, catalogue %v", names, faults.Names())
-	}
-	// And only the broker-kill opt-in may draw it.
-	k := map[string]Kind{"broker-kill": {Weight: 1, Min: time.Second, Max: time.Second}}
-	s, err := Random(3, time.Minute, RandomOptions{Kinds: k})
+// Every registered fault with a weight is drawn by default (TestRandomShape); a Mix option replaces the
+// registry's mixes, so only the broker-kill opt-in may draw it, and it names registered faults only.
+func TestRandomMixOption(t *testing.T) {
+	k := map[string]faults.Mix{"broker-kill": {Weight: 1, Min: time.Second, Max: time.Second}}
+	s, err := Random(3, time.Minute, RandomOptions{Mix: k})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Faults) == 0 || s.Faults[0].Fault != "broker-kill" {
+	if len(s.Faults) == 0 || s.Faults[0].Fault != (faults.BrokerKill{}) {
 		t.Fatalf("got %+v", s.Faults)
+	}
+	for _, e := range s.Faults {
+		if e.Fault.Name() != "broker-kill" {
+			t.Fatalf("the mix option drew %s", e.Fault)
+		}
+	}
+	if _, err := Random(3, time.Minute, RandomOptions{Mix: map[string]faults.Mix{"meteor": {Weight: 1}}}); !errors.Is(err, faults.ErrUnknown) {
+		t.Fatalf("an unknown fault in the mix: %v", err)
 	}
 }
 
@@ -320,7 +323,7 @@ func TestRandomRoundTrip(t *testing.T) {
 }
 
 func TestMarshalRefusesInvalid(t *testing.T) {
-	s := &Schedule{Faults: []Entry{{At: time.Second, Fault: "down"}}}
+	s := &Schedule{Faults: []Entry{{At: time.Second, Fault: faults.Down{}}}}
 	if _, err := Marshal(s); err == nil || !strings.Contains(err.Error(), "faults[0].duration: missing") {
 		t.Fatalf("got %v", err)
 	}
@@ -373,23 +376,24 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Entry{
-		{At: 2 * s, Fault: "down", Duration: 2*s + 910*ms},
-		{At: 10 * s, Fault: "down", Duration: 100 * ms},
-		{At: 20 * s, Fault: "down", Duration: 30 * s},
+		{At: 2 * s, Fault: faults.Down{}, Duration: 2*s + 910*ms},
+		{At: 10 * s, Fault: faults.Down{}, Duration: 100 * ms},
+		{At: 20 * s, Fault: faults.Down{}, Duration: 30 * s},
 	}
 	if !reflect.DeepEqual(rec.Clone().Faults, want) {
 		t.Fatalf("recorded %+v\nwant %+v", rec.Faults, want)
 	}
 	roundTrip(t, rec)
 
-	bh, err := Record(entries, RecordOptions{Sources: []string{"c2"}, Fault: "blackhole"})
+	bh, err := Record(entries, RecordOptions{Sources: []string{"c2"}, Fault: faults.Blackhole{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(bh.Faults) != 1 || bh.Faults[0].Fault != "blackhole" || bh.Faults[0].Duration != 2*s+790*ms {
+	if len(bh.Faults) != 1 || bh.Faults[0].Fault != (faults.Blackhole{}) || bh.Faults[0].Duration != 2*s+790*ms {
 		t.Fatalf("c2 alone: %+v", bh.Faults)
 	}
-	for _, f := range []string{"reset", "broker-restart", "meteor"} {
+	// One-shot, broker and invalid faults cannot replay an outage.
+	for _, f := range []faults.Fault{faults.Reset{}, faults.BrokerRestart{}, faults.Slicer{}} {
 		if _, err := Record(entries, RecordOptions{Fault: f}); err == nil {
 			t.Errorf("record as %s accepted", f)
 		}

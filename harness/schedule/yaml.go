@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mqttas/mqttas-go/harness/faults"
 )
 
 // MaxTraceSize bounds the trace files Load reads.
@@ -115,6 +118,8 @@ func parseFaults(p *problems, v *yaml.Node) []Entry {
 		n = deref(n)
 		field := func(f string) string { return fmt.Sprintf("faults[%d].%s", i, f) }
 		e := Entry{Line: n.Line, lines: map[string]int{}}
+		var name string
+		var params map[string]string
 		before := len(p.errs)
 		if n.Kind != yaml.MappingNode {
 			p.add(n.Line, fmt.Sprintf("faults[%d]", i), "want a mapping with at, fault, duration, params, repeat; got %s", kindName(n))
@@ -128,11 +133,11 @@ func parseFaults(p *problems, v *yaml.Node) []Entry {
 			case "at":
 				e.At = duration(p, v, field("at"))
 			case "fault":
-				e.Fault = scalar(p, v, field("fault"))
+				name = scalar(p, v, field("fault"))
 			case "duration":
 				e.Duration = duration(p, v, field("duration"))
 			case "params":
-				e.Params = parseParams(p, &e, v, field("params"))
+				params = parseParams(p, &e, v, field("params"))
 			case "repeat":
 				e.Repeat = parseRepeat(p, &e, v, field("repeat"))
 			default:
@@ -146,9 +151,28 @@ func parseFaults(p *problems, v *yaml.Node) []Entry {
 			p.add(n.Line, field("fault"), "missing: which fault, e.g. fault: blackhole")
 		}
 		e.broken = len(p.errs) > before
+		if !e.broken && name != "" {
+			e.Fault, e.badFault = makeFault(p, &e, name, params, field)
+		}
 		entries = append(entries, e)
 	}
 	return entries
+}
+
+// makeFault makes the entry's fault from its name and parameters, reporting a problem at the parameter's
+// line or the name's; bad is true when it could not.
+func makeFault(p *problems, e *Entry, name string, params map[string]string, field func(string) string) (f faults.Fault, bad bool) {
+	f, err := faults.Parse(name, params)
+	var pe *faults.ParamError
+	switch {
+	case errors.As(err, &pe):
+		p.add(e.line("params."+pe.Param), field("params."+pe.Param), "%s", pe.Reason)
+	case err != nil:
+		p.add(e.line("fault"), field("fault"), "%v", err)
+	default:
+		return f, false
+	}
+	return nil, true
 }
 
 func parseParams(p *problems, e *Entry, v *yaml.Node, path string) map[string]string {
@@ -303,11 +327,11 @@ func Marshal(s *Schedule) ([]byte, error) {
 	ft := fileTrace{Version: Version, Name: s.Name, Description: strings.TrimSpace(s.Description),
 		Faults: make([]fileEntry, len(s.Faults))}
 	for i, e := range s.Faults {
-		fe := fileEntry{At: formatDuration(e.At), Fault: e.Fault}
+		fe := fileEntry{At: formatDuration(e.At), Fault: e.Fault.Name()}
 		if e.Duration > 0 {
 			fe.Duration = formatDuration(e.Duration)
 		}
-		for k, v := range e.Params {
+		for k, v := range faults.Params(e.Fault) {
 			if fe.Params == nil {
 				fe.Params = map[string]any{}
 			}
