@@ -15,6 +15,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
 	"github.com/mqttas/mqttas-go/harness/rig"
+	"github.com/mqttas/mqttas-go/harness/validate"
 )
 
 // CompareConfig configures RunCompare. Zero fields take the defaults of DefaultCompareConfig.
@@ -96,9 +97,11 @@ type Verdict struct {
 	SuccessNeverSent int `json:"success_never_sent"`
 	Outages          int `json:"outages"` // connection losses the client reported during the scenario
 
+	// The per-outage figures, as harness/validate defines them.
 	DetectionMS *float64 `json:"detection_ms,omitempty"` // fault → the client reports the connection lost
-	RecoveryMS  *float64 `json:"recovery_ms,omitempty"`  // heal → publishing (or connected) again
-	Stalled     bool     `json:"stalled"`                // never recovered within the scenario's bound
+	ReconnectMS *float64 `json:"reconnect_ms,omitempty"` // heal → the client reports it is connected again
+	RecoveryMS  *float64 `json:"recovery_ms,omitempty"`  // heal → the first publication acknowledged after it
+	Stalled     bool     `json:"stalled"`                // not back within the scenario's bound
 	Notes       []string `json:"notes,omitempty"`
 	Error       string   `json:"error,omitempty"`
 }
@@ -108,6 +111,30 @@ func (v *Verdict) note(format string, args ...any) {
 }
 
 func msPtr(d time.Duration) *float64 { x := ms(d); return &x }
+
+// back is how long after the heal the client was back: its recovery time where it published, else its
+// reconnect time; nil when it has neither.
+func (v Verdict) back() *float64 {
+	if v.RecoveryMS != nil {
+		return v.RecoveryMS
+	}
+	return v.ReconnectMS
+}
+
+// judgeOutages sets the detection and reconnect times of client id for the fault from start to healed
+// (the reconnect of the last outage that began no later than the client's keepalive after the heal),
+// counts the outages that began after the fault's start, and returns the client's outages.
+func (e *env) judgeOutages(v *Verdict, id string, start, healed time.Time) []validate.Outage {
+	j := judge(e.r, id, start, healed, e.s.KeepAlive)
+	if j.detected {
+		v.DetectionMS = msPtr(j.detection)
+	}
+	if j.reconnected {
+		v.ReconnectMS = msPtr(j.reconnect)
+	}
+	v.Outages = j.began
+	return j.outages
+}
 
 // scenario is one fault scenario.
 type scenario struct {
@@ -218,11 +245,13 @@ func (e *env) hold(f faults.Fault, d time.Duration) func(context.Context) (time.
 	}
 }
 
-// okLog is a client whose successful publications are timed.
+// okLog is a client whose successful publications are counted, with the time of the latest, so a
+// scenario can wait for traffic to flow again (the figures come from the ledger, through validate).
 type okLog struct {
 	clients.Client
-	mu  sync.Mutex
-	oks []time.Time
+	mu   sync.Mutex
+	n    int
+	last time.Time
 }
 
 func (c *okLog) Publish(ctx context.Context, m clients.Message) error {
@@ -230,28 +259,23 @@ func (c *okLog) Publish(ctx context.Context, m clients.Message) error {
 	if err == nil {
 		now := time.Now()
 		c.mu.Lock()
-		c.oks = append(c.oks, now)
+		c.n, c.last = c.n+1, now
 		c.mu.Unlock()
 	}
 	return err
 }
 
-// firstOK returns the first successful completion at or after t.
-func (c *okLog) firstOK(t time.Time) (time.Time, bool) {
+// okSince reports whether a publication succeeded at or after t.
+func (c *okLog) okSince(t time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, at := range c.oks {
-		if !at.Before(t) {
-			return at, true
-		}
-	}
-	return time.Time{}, false
+	return c.n > 0 && !c.last.Before(t)
 }
 
 func (c *okLog) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.oks)
+	return c.n
 }
 
 // traffic runs one publisher of the client under test through the link while fault runs (it returns when
@@ -264,7 +288,7 @@ func (e *env) traffic(ctx context.Context, qos byte, interval time.Duration,
 		return v, err
 	}
 	id := "pub-" + e.lib
-	c, events, err := newTracked(r, e.lib, e.s.Options(id, false))
+	c, _, err := newTracked(r, e.lib, e.s.Options(id, false))
 	if err != nil {
 		return v, err
 	}
@@ -280,34 +304,33 @@ func (e *env) traffic(ctx context.Context, qos byte, interval time.Duration,
 		tr.Stop(0)
 		return v, ferr
 	}
-	// Recovery: the first publication that completes after the heal; then a little more traffic.
+	// Wait for the first publication that completes after the heal; then a little more traffic.
 	bound := e.d(6 * time.Second)
 	deadline := time.Now().Add(bound)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		if _, ok := pub.firstOK(healed); ok {
+		if pub.okSince(healed) {
 			break
 		}
 		sleep(ctx, 10*time.Millisecond)
 	}
-	if at, ok := pub.firstOK(healed); ok {
-		v.RecoveryMS = msPtr(at.Sub(healed))
+	if pub.okSince(healed) {
 		sleep(ctx, e.d(time.Second))
-	} else {
-		v.Stalled = true
-		v.note("no publication completed within %v of the heal", bound)
 	}
 	tr.Stop(e.d(3 * time.Second))
 	if err := r.Observer.Drain(ctx, e.d(time.Second)); err != nil {
 		return v, err
 	}
-	if at, ok := events.first(clients.EventDown, start); ok {
-		v.DetectionMS = msPtr(at.Sub(start))
+	if d, ok := validate.Recovery(healed.Sub(r.Start), validate.Acks(r.Ledger.Events(), id)); ok && d <= bound {
+		v.RecoveryMS = msPtr(d)
+	} else {
+		v.Stalled = true
+		v.note("no publication completed within %v of the heal", bound)
 	}
-	v.Outages = events.count(clients.EventDown, start)
+	outs := e.judgeOutages(&v, id, start, healed)
 	res := r.Ledger.Check()
 	v.fromLedger(res, "")
 	for _, l := range res.Lost {
-		if events.downAt(r.Start.Add(l.Invoked)) {
+		if validate.DownAt(outs, l.Invoked) {
 			v.FalseSuccessesWhileDown++
 		}
 	}
@@ -366,7 +389,8 @@ func (v *Verdict) fromLedger(res ledger.Result, sub string) {
 func (e *env) silentIdle(ctx context.Context) (Verdict, error) {
 	r := e.r
 	v := Verdict{QoS: -1, FalseSuccesses: -1, SuccessWithoutPuback: -1, SuccessNeverSent: -1}
-	c, events, err := newTracked(r, e.lib, e.s.Options("idle-"+e.lib, false))
+	id := "idle-" + e.lib
+	c, events, err := newTracked(r, e.lib, e.s.Options(id, false))
 	if err != nil {
 		return v, err
 	}
@@ -378,20 +402,17 @@ func (e *env) silentIdle(ctx context.Context) (Verdict, error) {
 	if err != nil {
 		return v, err
 	}
-	if at, ok := events.first(clients.EventDown, start); ok {
-		v.DetectionMS = msPtr(at.Sub(start))
-	} else {
-		v.note("the silent link was never detected")
-	}
 	wctx, cancel := context.WithTimeout(ctx, e.d(6*time.Second))
 	defer cancel()
-	if up, err := events.wait(wctx, clients.EventUp, healed); err == nil {
-		v.RecoveryMS = msPtr(up.Sub(healed))
-	} else {
-		v.Stalled = true
+	_, werr := events.wait(wctx, clients.EventUp, healed)
+	e.judgeOutages(&v, id, start, healed)
+	if v.DetectionMS == nil {
+		v.note("the silent link was never detected")
+	}
+	if werr != nil || v.ReconnectMS == nil {
+		v.Stalled, v.ReconnectMS = true, nil
 		v.note("not reconnected within %v of the heal", e.d(6*time.Second))
 	}
-	v.Outages = events.count(clients.EventDown, start)
 	return v, nil
 }
 
@@ -479,7 +500,7 @@ func (e *env) slowHandler(ctx context.Context, n int, per time.Duration) (Verdic
 		r.Ledger.Deliver(ledger.Delivery{Subscriber: subID, Topic: d.Topic, Payload: d.Payload, QoS: d.QoS, Dup: d.Dup,
 			Retain: d.Retain, At: d.At})
 	}
-	_, pub, events, err := e.subscriberUnderTest(ctx, "cmp/slow", handle)
+	_, pub, _, err := e.subscriberUnderTest(ctx, "cmp/slow", handle)
 	if err != nil {
 		return v, err
 	}
@@ -501,12 +522,10 @@ func (e *env) slowHandler(ctx context.Context, n int, per time.Duration) (Verdic
 	if err := r.Observer.Drain(ctx, e.d(time.Second)); err != nil {
 		return v, err
 	}
-	v.Outages = events.count(clients.EventDown, start)
+	now := time.Now()
+	e.judgeOutages(&v, subID, start, now)
 	if v.Outages > 0 {
 		v.note("FALSE OUTAGE: the client reported the connection lost %d time(s) while only its handler was slow", v.Outages)
-		if at, ok := events.first(clients.EventDown, start); ok {
-			v.DetectionMS = msPtr(at.Sub(start))
-		}
 	}
 	v.fromLedger(r.Ledger.Check(), subID)
 	return v, nil
@@ -535,9 +554,7 @@ func (e *env) backlog(ctx context.Context) (Verdict, error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if at, err := events.wait(wctx, clients.EventDown, in.Since); err == nil {
-		v.DetectionMS = msPtr(at.Sub(in.Since))
-	}
+	_, _ = events.wait(wctx, clients.EventDown, in.Since) // the cut-off, before the backlog is published
 	if err := r.Publish(ctx, rig.Publisher{Client: pub, Name: "pub-" + e.lib, Topic: "cmp/backlog", QoS: 1, Count: n}); err != nil {
 		return v, err
 	}
@@ -556,13 +573,10 @@ func (e *env) backlog(ctx context.Context) (Verdict, error) {
 		_, last := got.count()
 		v.note("backlog of %d drained %v after the heal", n, last.Sub(healed).Round(time.Millisecond))
 	}
-	if up, ok := events.first(clients.EventUp, healed); ok {
-		v.RecoveryMS = msPtr(up.Sub(healed))
-	}
 	if err := r.Observer.Drain(ctx, e.d(time.Second)); err != nil {
 		return v, err
 	}
-	v.Outages = events.count(clients.EventDown, in.Since)
+	e.judgeOutages(&v, subID, in.Since, healed)
 	v.fromLedger(r.Ledger.Check(), subID)
 	return v, nil
 }
@@ -655,6 +669,9 @@ func (v Verdict) summary() string {
 		v.Attempted, v.Acked, v.Delivered, v.Lost, v.FalseSuccesses, v.Duplicates, v.Outages)
 	if v.DetectionMS != nil {
 		s += fmt.Sprintf(" detection %s", fmtMS(*v.DetectionMS))
+	}
+	if v.ReconnectMS != nil {
+		s += fmt.Sprintf(" reconnect %s", fmtMS(*v.ReconnectMS))
 	}
 	if v.RecoveryMS != nil {
 		s += fmt.Sprintf(" recovery %s", fmtMS(*v.RecoveryMS))

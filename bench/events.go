@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/rig"
+	"github.com/mqttas/mqttas-go/harness/timeline"
+	"github.com/mqttas/mqttas-go/harness/validate"
 )
 
 // eventLog records a client's connection events and lets a measurement wait for one.
@@ -64,21 +67,26 @@ func (l *eventLog) wait(ctx context.Context, kind clients.EventKind, since time.
 	}
 }
 
-// downAt reports whether t falls between a down event and the next up event.
-func (l *eventLog) downAt(t time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	down := false
-	for _, e := range l.evs {
-		if e.At.After(t) {
-			break
-		}
-		switch e.Kind {
-		case clients.EventDown:
-			down = true
-		case clients.EventUp:
-			down = false
-		}
+// judged is a client's outages measured against one fault, as harness/validate defines the figures.
+type judged struct {
+	fault       validate.Fault
+	outages     []validate.Outage // all of the client's, on the rig's timeline
+	began       int               // outages that began at or after the fault's start
+	detection   time.Duration
+	detected    bool
+	reconnect   time.Duration // of the last outage that began no later than slack after the heal
+	reconnected bool
+}
+
+// judge measures the outages client id recorded on r's timeline against the fault from start to healed.
+func judge(r *rig.Rig, id string, start, healed time.Time, slack time.Duration) judged {
+	j := judged{fault: validate.Fault{Start: start.Sub(r.Start), End: healed.Sub(r.Start)}}
+	j.outages = validate.Outages(r.Timeline.Entries(), id)
+	j.began = validate.Began(j.outages, j.fault.Start)
+	j.detection, j.detected = validate.Detection(j.fault, j.outages)
+	att := validate.Attribute(j.outages, []timeline.Window{{Start: j.fault.Start, End: j.fault.End}}, slack)
+	if o := att[0].Outages; len(o) > 0 {
+		j.reconnect, j.reconnected = validate.Reconnect(j.fault, o[len(o)-1])
 	}
-	return down
+	return j
 }

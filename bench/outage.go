@@ -14,6 +14,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
 	"github.com/mqttas/mqttas-go/harness/rig"
 	"github.com/mqttas/mqttas-go/harness/timeline"
+	"github.com/mqttas/mqttas-go/harness/validate"
 )
 
 // Settings are the keepalive, timeout and backoff settings both clients get wherever outages are
@@ -85,21 +86,27 @@ func newTracked(r *rig.Rig, lib string, o clients.Options) (clients.Client, *eve
 	return c, log, err
 }
 
-// recoverAfterHeal publishes one qos 1 message right after the heal and measures heal → acknowledged and
-// heal → reconnected.
-func recoverAfterHeal(ctx context.Context, c clients.Client, log *eventLog, healed time.Time, topic string) (OutageTrial, error) {
+// recoverAfterHeal publishes one qos 1 message right after the heal, waits for the client's up event, and
+// measures the outage as harness/validate defines it: fault (from t0) → down, heal → reconnected and heal →
+// the publication acknowledged.
+func recoverAfterHeal(ctx context.Context, r *rig.Rig, c clients.Client, log *eventLog, id string, t0, healed time.Time,
+	topic string) (OutageTrial, error) {
 	var t OutageTrial
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := c.Publish(pctx, clients.Message{Topic: topic, Payload: []byte("recovery"), QoS: 1}); err != nil {
 		return t, fmt.Errorf("publish after heal: %w", err)
 	}
-	t.Recovery = time.Since(healed)
-	up, err := log.wait(pctx, clients.EventUp, healed)
-	if err != nil {
+	acked := time.Since(r.Start)
+	if _, err := log.wait(pctx, clients.EventUp, healed); err != nil {
 		return t, fmt.Errorf("no up event after heal: %w", err)
 	}
-	t.Reconnect = up.Sub(healed)
+	j := judge(r, id, t0, healed, time.Minute)
+	if !j.detected || !j.reconnected {
+		return t, fmt.Errorf("the timeline holds no outage of %s from the fault to the reconnection", id)
+	}
+	t.Detection, t.Reconnect = j.detection, j.reconnect
+	t.Recovery, _ = validate.Recovery(j.fault.End, []time.Duration{acked})
 	return t, nil
 }
 
@@ -159,8 +166,8 @@ func silentTrial(ctx context.Context, r *rig.Rig, s Settings, lib, id string) (O
 		return OutageTrial{}, err
 	}
 	took := time.Since(healed)
-	t, err := recoverAfterHeal(ctx, c, log, healed, "bench/outage/"+id)
-	t.Detection, t.PendingAtHeal, t.HealTook = down.Sub(t0), pending, took
+	t, err := recoverAfterHeal(ctx, r, c, log, id, t0, healed, "bench/outage/"+id)
+	t.PendingAtHeal, t.HealTook = pending, took
 	return t, err
 }
 
@@ -179,8 +186,7 @@ func downTrial(ctx context.Context, r *rig.Rig, s Settings, lib, id string, hold
 	if err := r.Link.Down(ctx); err != nil {
 		return OutageTrial{}, err
 	}
-	down, err := log.wait(ctx, clients.EventDown, t0)
-	if err != nil {
+	if _, err := log.wait(ctx, clients.EventDown, t0); err != nil {
 		return OutageTrial{}, fmt.Errorf("link down never detected: %w", err)
 	}
 	sleep(ctx, time.Until(t0.Add(hold+rand.N(time.Second))))
@@ -189,8 +195,8 @@ func downTrial(ctx context.Context, r *rig.Rig, s Settings, lib, id string, hold
 		return OutageTrial{}, err
 	}
 	took := time.Since(healed)
-	t, err := recoverAfterHeal(ctx, c, log, healed, "bench/outage/"+id)
-	t.Detection, t.HealTook = down.Sub(t0), took
+	t, err := recoverAfterHeal(ctx, r, c, log, id, t0, healed, "bench/outage/"+id)
+	t.HealTook = took
 	return t, err
 }
 

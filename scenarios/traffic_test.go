@@ -14,6 +14,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/clients"
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/rig"
+	"github.com/mqttas/mqttas-go/harness/validate"
 	"github.com/mqttas/mqttas-go/mqttas"
 )
 
@@ -21,7 +22,9 @@ import (
 // one publisher each, and one shared mqttas client that several publishers use at once, each on its own
 // goroutine. Every client has its own Traffic, so each one's progress can be followed.
 type qos1Fleet struct {
+	r       *rig.Rig
 	names   []string
+	pubs    [][]string // each client's publishers, by their ledger names
 	clients []clients.Client
 	traffic []*rig.Traffic
 }
@@ -30,7 +33,7 @@ type qos1Fleet struct {
 // topics under "qos1/".
 func startQoS1Fleet(ctx context.Context, r *rig.Rig, solo, shared int, interval time.Duration) *qos1Fleet {
 	GinkgoHelper()
-	f := &qos1Fleet{}
+	f := &qos1Fleet{r: r}
 	add := func(name string, publishers int) {
 		id := clientID(name)
 		c, err := r.NewClient("mqttas", clients.Options{ClientID: id, KeepAlive: 2 * time.Second,
@@ -38,14 +41,17 @@ func startQoS1Fleet(ctx context.Context, r *rig.Rig, solo, shared int, interval 
 		Expect(err).NotTo(HaveOccurred())
 		Expect(c.Connect(ctx)).To(Succeed())
 		pubs := make([]rig.Publisher, publishers)
+		names := make([]string, publishers)
 		for i := range pubs {
 			pub := id
 			if publishers > 1 {
 				pub += "-g" + strconv.Itoa(i)
 			}
 			pubs[i] = rig.Publisher{Client: c, Name: pub, Topic: "qos1/" + pub, QoS: 1, Interval: interval}
+			names[i] = pub
 		}
 		f.names = append(f.names, id)
+		f.pubs = append(f.pubs, names)
 		f.clients = append(f.clients, c)
 		f.traffic = append(f.traffic, r.StartTraffic(ctx, pubs...))
 	}
@@ -63,14 +69,6 @@ func (f *qos1Fleet) stop(grace time.Duration) {
 	for _, t := range f.traffic {
 		t.Stop(grace)
 	}
-}
-
-func (f *qos1Fleet) acked() []int64 {
-	n := make([]int64, len(f.traffic))
-	for i, t := range f.traffic {
-		n[i] = t.Acked()
-	}
-	return n
 }
 
 func (f *qos1Fleet) totals() (published, acked, failed int64) {
@@ -91,23 +89,21 @@ func (f *qos1Fleet) stat(key string) int64 {
 	return n
 }
 
-// waitResumed waits until every client has had more publications acknowledged than base (the counts at
-// heal time) and returns how long after since that took for the slowest one.
-func (f *qos1Fleet) waitResumed(ctx context.Context, base []int64, since time.Time, within time.Duration) time.Duration {
+// waitResumed waits until every client has had a publication acknowledged at or after since and returns
+// the slowest client's recovery time (validate.Recovery: since → its first publication acknowledged at or
+// after it, read from the ledger).
+func (f *qos1Fleet) waitResumed(ctx context.Context, since time.Time, within time.Duration) time.Duration {
 	GinkgoHelper()
-	resumed := make([]time.Duration, len(base))
-	Eventually(ctx, func(g Gomega) {
-		for i, t := range f.traffic {
-			if resumed[i] == 0 && t.Acked() > base[i] {
-				resumed[i] = time.Since(since)
-			}
-			g.Expect(resumed[i]).NotTo(BeZero(), "%s has not published since the heal", f.names[i])
-		}
-	}).WithTimeout(within).WithPolling(10 * time.Millisecond).Should(Succeed())
+	healed := since.Sub(f.r.Start)
 	var slowest time.Duration
-	for _, d := range resumed {
-		slowest = max(slowest, d)
-	}
+	Eventually(ctx, func(g Gomega) {
+		slowest = 0
+		for i, pubs := range f.pubs {
+			d, ok := validate.Recovery(healed, validate.Acks(f.r.Ledger.Events(), pubs...))
+			g.Expect(ok).To(BeTrue(), "%s has not published since the heal", f.names[i])
+			slowest = max(slowest, d)
+		}
+	}).WithTimeout(within).WithPolling(20 * time.Millisecond).Should(Succeed())
 	return slowest
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/rig"
 	"github.com/mqttas/mqttas-go/harness/schedule"
 	"github.com/mqttas/mqttas-go/harness/timeline"
+	"github.com/mqttas/mqttas-go/harness/validate"
 )
 
 // Bounds on the phases that are not configurable.
@@ -732,9 +733,9 @@ func (s *soak) reportRun(ctx context.Context, soakStart time.Time, res *ledger.R
 	windows := timeline.Faults(entries)
 	slack := 2*s.cfg.keepAlive + 5*time.Second
 	for _, c := range s.all() {
-		fig := measureOutages(entries, windows, c.id, slack)
+		fig := validate.Measure(entries, windows, c.id, slack)
 		run.Clients = append(run.Clients, report.ClientSummary{Name: c.id, Clean: c.clean, Stats: c.c.Stats(),
-			Outages: fig.outages, Detection: fig.detection, Recovery: fig.recovery})
+			Outages: fig.Outages, Detection: fig.Detection, Reconnect: fig.Reconnect})
 	}
 	return run
 }

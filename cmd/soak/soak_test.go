@@ -14,7 +14,6 @@ import (
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/report"
 	"github.com/mqttas/mqttas-go/harness/schedule"
-	"github.com/mqttas/mqttas-go/harness/timeline"
 )
 
 func TestMain(m *testing.M) {
@@ -101,37 +100,6 @@ func TestBadTraceIsAUsageError(t *testing.T) {
 	code = run(t.Context(), []string{"-trace", "../../traces/ap-reboot.yaml", "-duration", "30s"}, envOf(nil), &out, &errOut)
 	if code != exitUsage || !strings.Contains(errOut.String(), "shorter than trace") {
 		t.Fatalf("exit %d:\n%s", code, errOut.String())
-	}
-}
-
-func entry(at time.Duration, src string, k timeline.Kind) timeline.Entry {
-	return timeline.Entry{At: at, Source: src, Kind: k}
-}
-
-func TestMeasureOutages(t *testing.T) {
-	s, ms := time.Second, time.Millisecond
-	windows := []timeline.Window{
-		{Fault: 1, Name: "blackhole", Start: 10 * s, End: 13 * s}, // noticed by keepalive after 2 s, back after the heal
-		{Fault: 2, Name: "reset", Start: 20 * s, End: 20 * s},     // one-shot
-		{Fault: 3, Name: "blackhole", Start: 30 * s, End: 31 * s}, // too short to notice: the heal closes the connection
-		{Fault: 4, Name: "latency", Start: 40 * s, End: 50 * s},   // reconnects within the fault
-		{Fault: 5, Name: "down", Start: 60 * s, End: 65 * s},      // never back
-	}
-	entries := []timeline.Entry{
-		entry(0, "c", timeline.Up),
-		entry(12*s, "c", timeline.Down), entry(13*s+400*ms, "c", timeline.Up),
-		entry(20*s+5*ms, "c", timeline.Down), entry(20*s+300*ms, "c", timeline.Up),
-		entry(31*s+10*ms, "c", timeline.Down), entry(31*s+210*ms, "c", timeline.Up),
-		entry(44*s, "c", timeline.Down), entry(45*s, "c", timeline.Up),
-		entry(55*s, "c", timeline.Down), entry(55*s+100*ms, "c", timeline.Up), // explained by nothing
-		entry(60*s+1*ms, "c", timeline.Down),
-		entry(70*s, "other", timeline.Note),
-	}
-	fig := measureOutages(entries, windows, "c", 3*s)
-	wantDet := []time.Duration{2 * s, 5 * ms, 1*s + 10*ms, 4 * s, 1 * ms}
-	wantRec := []time.Duration{400 * ms, 295 * ms, 200 * ms, 1 * s}
-	if fig.outages != 6 || !slices.Equal(fig.detection, wantDet) || !slices.Equal(fig.recovery, wantRec) {
-		t.Fatalf("got %d outages, detection %v, recovery %v\nwant 6, %v, %v", fig.outages, fig.detection, fig.recovery, wantDet, wantRec)
 	}
 }
 

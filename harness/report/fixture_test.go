@@ -95,8 +95,8 @@ func fixtureRun(t testing.TB) Run {
 		Ledger:   l,
 		Timeline: tl,
 		Clients: []ClientSummary{
-			{Name: "p1", Clean: false, Stats: map[string]int64{"published": 10, "reconnects": 1}, Outages: 1, Detection: []time.Duration{ms(10)}, Recovery: []time.Duration{ms(200)}},
-			{Name: "sub", Clean: false, Stats: map[string]int64{"received": 10}, Outages: 1, Detection: []time.Duration{ms(30)}, Recovery: []time.Duration{ms(205)}},
+			{Name: "p1", Clean: false, Stats: map[string]int64{"published": 10, "reconnects": 1}, Outages: 1, Detection: []time.Duration{ms(10)}, Reconnect: []time.Duration{ms(200)}},
+			{Name: "sub", Clean: false, Stats: map[string]int64{"received": 10}, Outages: 1, Detection: []time.Duration{ms(30)}, Reconnect: []time.Duration{ms(205)}},
 		},
 	}
 }
@@ -133,7 +133,7 @@ func cleanRun(t testing.TB, n, rate int) Run {
 		Name: "clean", Started: fixtureStart, Duration: total, Seed: 7, Client: "mqttas",
 		Ledger: l, Timeline: tl,
 		Clients: []ClientSummary{
-			{Name: "pub-0", Outages: 1, Detection: []time.Duration{50 * time.Millisecond}, Recovery: []time.Duration{total/10 + 20*time.Millisecond}},
+			{Name: "pub-0", Outages: 1, Detection: []time.Duration{50 * time.Millisecond}, Reconnect: []time.Duration{total/10 + 20*time.Millisecond}},
 			{Name: "pub-1"},
 		},
 	}

@@ -67,7 +67,7 @@ type clientRow struct {
 	Name, Clean                string
 	Outages                    int
 	Downs, Reconnects, Resends int
-	Detection, Recovery        string
+	Detection, Reconnect       string
 	Stats                      []keyValue
 }
 
@@ -105,7 +105,7 @@ func writePage(path string, an *analysis, h *history) error {
 			Reconnects: c.Events["reconnect"] + c.Events["connect-failed"],
 			Resends:    c.Events["dup-resend"] + c.Events["pid-renew"],
 			Detection:  quantText(c.Detection),
-			Recovery:   quantText(c.Recovery),
+			Reconnect:  quantText(c.Reconnect),
 		}
 		if c.Clean {
 			r.Clean = "yes"
@@ -176,8 +176,8 @@ func figures(s *Summary) []figure {
 		{"Delivery latency", quantText(s.Latency), "publish call → first delivery, per message and subscriber", ""},
 		{"Ack latency", quantText(s.AckLatency), "publish call → acknowledgement", ""},
 		{"Outages", fmt.Sprint(s.Outages), "connection losses, all clients", ""},
-		{"Detection time", quantText(s.Detection), "outage → the client noticed, all clients", ""},
-		{"Recovery time", quantText(s.Recovery), "outage → connected again, all clients", ""},
+		{"Detection time", quantText(s.Detection), "fault → the client noticed (validate.Detection), all clients", ""},
+		{"Reconnect time", quantText(s.Reconnect), "heal → connected again (validate.Reconnect), all clients", ""},
 	}
 }
 

@@ -218,7 +218,7 @@ func TestPageStructure(t *testing.T) {
 	for k, v := range map[string]string{
 		"Lost": "1", "Unexpected": "1", "Duplicates": "1 (1 extra delivery)", "Reordered": "1", "Outages": "2",
 		"Detection time": "p50 10.0ms · p90 30.0ms · p99 30.0ms · max 30.0ms (n=2)",
-		"Recovery time":  "p50 200.0ms · p90 205.0ms · p99 205.0ms · max 205.0ms (n=2)",
+		"Reconnect time": "p50 200.0ms · p90 205.0ms · p99 205.0ms · max 205.0ms (n=2)",
 	} {
 		if got[k] != v {
 			t.Errorf("verdict table %s = %q, want %q", k, got[k], v)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/timeline"
+	"github.com/mqttas/mqttas-go/harness/validate"
 )
 
 // The timeline plot is built here as plain shapes and drawn by the page
@@ -515,19 +516,20 @@ func (pl *plotter) lanes(an *analysis, y float64) float64 {
 			}
 			bars = append(bars, outage{from, to, 1, open})
 		}
-		var downAt time.Duration
-		down := false
+		// The outages are validate's (down or outage → up); an up that ends none is a first connection.
+		ended := map[time.Duration]bool{}
+		for _, o := range validate.Outages(bySource[c.Name], c.Name) {
+			if o.Open {
+				bar(o.Start, end, true)
+				continue
+			}
+			bar(o.Start, o.End, false) // the bar's end shows the up
+			ended[o.End] = true
+		}
 		for _, e := range bySource[c.Name] {
 			switch e.Kind {
-			case timeline.Down:
-				if !down {
-					down, downAt = true, e.At
-				}
 			case timeline.Up:
-				if down { // the bar's end shows it
-					bar(downAt, e.At, false)
-					down = false
-				} else {
+				if !ended[e.At] {
 					mark("upmark", e.At, 6)
 				}
 			case timeline.Reconnect, timeline.ConnectFailed:
@@ -537,9 +539,6 @@ func (pl *plotter) lanes(an *analysis, y float64) float64 {
 			case timeline.Resend, timeline.PIDRenew:
 				mark("resendmark", e.At, 3)
 			}
-		}
-		if down {
-			bar(downAt, end, true)
 		}
 		for _, b := range bars {
 			x1, x2 := pl.x(b.from), pl.x(b.to)

@@ -4,7 +4,7 @@
 //   - summary.json: environment (versions, config, seed, schedule), the
 //     verdict and every figure (attempted, acknowledged, delivered, lost,
 //     unexpected, duplicates, reordered, recovered, latency quantiles,
-//     outages, detection and recovery time quantiles per client and overall);
+//     outages, detection and reconnect time quantiles per client and overall);
 //   - history.jsonl: every publish, completion, delivery, fault and client
 //     event, ordered by time, one JSON object per line, each with a "kind";
 //   - index.html: one self-contained page (inline CSS and SVG, no scripts, no
@@ -49,14 +49,14 @@ type ScheduledFault struct {
 // ClientSummary is what the runner measured about one client: whether it used
 // a clean session, its own counters, how many outages it went through, how
 // long it took to notice each one (Detection) and to be connected again
-// (Recovery).
+// (Reconnect).
 type ClientSummary struct {
 	Name      string           `json:"name"`
 	Clean     bool             `json:"clean"`
 	Stats     map[string]int64 `json:"stats,omitempty"`
 	Outages   int              `json:"outages"`
 	Detection []time.Duration  `json:"detection_ns,omitempty"`
-	Recovery  []time.Duration  `json:"recovery_ns,omitempty"`
+	Reconnect []time.Duration  `json:"reconnect_ns,omitempty"`
 }
 
 // Run is everything a report is made from. Ledger and Timeline must share the

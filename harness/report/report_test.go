@@ -63,7 +63,7 @@ func TestSummaryFigures(t *testing.T) {
 		Delivered, Deliveries, Lost, Dropped, Unexpected                     int
 		Duplicates, DuplicateDeliveries, Reordered, Recovered, FalseFailures int
 		Outages                                                              int
-		Latency, AckLatency, Detection, Recovery                             ledger.Quantiles
+		Latency, AckLatency, Detection, Reconnect                            ledger.Quantiles
 		Seed                                                                 int64
 		Span, Duration                                                       time.Duration
 	}
@@ -71,7 +71,7 @@ func TestSummaryFigures(t *testing.T) {
 		return figures{s.Verdict, s.Valid, s.Attempts, s.Attempted, s.Acknowledged, s.Failed, s.Indeterminate,
 			s.Delivered, s.Deliveries, s.Lost, s.Dropped, s.Unexpected,
 			s.Duplicates, s.DuplicateDeliveries, s.Reordered, s.Recovered, s.FalseFailures, s.Outages,
-			s.Latency, s.AckLatency, s.Detection, s.Recovery, s.Seed, s.Span, s.Duration}
+			s.Latency, s.AckLatency, s.Detection, s.Reconnect, s.Seed, s.Span, s.Duration}
 	}
 	want := figures{
 		Verdict: Fail, Valid: false,
@@ -83,7 +83,7 @@ func TestSummaryFigures(t *testing.T) {
 		Latency:    q(8, ms(20), ms(400), ms(400), ms(400)),
 		AckLatency: q(8, ms(5), ms(5), ms(5), ms(5)),
 		Detection:  q(2, ms(10), ms(30), ms(30), ms(30)),
-		Recovery:   q(2, ms(200), ms(205), ms(205), ms(205)),
+		Reconnect:  q(2, ms(200), ms(205), ms(205), ms(205)),
 		Seed:       42, Span: ms(1000), Duration: time.Second,
 	}
 	if got := of(s); got != want {
@@ -97,7 +97,7 @@ func TestSummaryFigures(t *testing.T) {
 		t.Fatalf("clients: %+v", s.Clients)
 	}
 	p1, sub := s.Clients[0], s.Clients[1]
-	if p1.Name != "p1" || p1.Outages != 1 || p1.Detection != q(1, ms(10), ms(10), ms(10), ms(10)) || p1.Recovery != q(1, ms(200), ms(200), ms(200), ms(200)) ||
+	if p1.Name != "p1" || p1.Outages != 1 || p1.Detection != q(1, ms(10), ms(10), ms(10), ms(10)) || p1.Reconnect != q(1, ms(200), ms(200), ms(200), ms(200)) ||
 		p1.Stats["published"] != 10 {
 		t.Errorf("client p1: %+v", p1)
 	}
@@ -105,7 +105,7 @@ func TestSummaryFigures(t *testing.T) {
 	if !maps.Equal(p1.Events, wantEvents) {
 		t.Errorf("p1 events %v, want %v", p1.Events, wantEvents)
 	}
-	if sub.Name != "sub" || sub.Detection.P50 != ms(30) || sub.Recovery.Max != ms(205) || !maps.Equal(sub.Events, map[string]int{"down": 1, "up": 1}) {
+	if sub.Name != "sub" || sub.Detection.P50 != ms(30) || sub.Reconnect.Max != ms(205) || !maps.Equal(sub.Events, map[string]int{"down": 1, "up": 1}) {
 		t.Errorf("client sub: %+v", sub)
 	}
 
@@ -150,7 +150,7 @@ func TestSummaryJSONNames(t *testing.T) {
 	}
 	for _, k := range []string{"name", "started", "duration_ns", "seed", "client", "versions", "config", "schedule", "faults",
 		"verdict", "valid", "attempted", "acknowledged", "delivered", "lost", "unexpected", "duplicates", "reordered",
-		"recovered", "latency", "ack_latency", "outages", "detection", "recovery", "clients", "lost_examples"} {
+		"recovered", "latency", "ack_latency", "outages", "detection", "reconnect", "clients", "lost_examples"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("summary.json has no %q", k)
 		}

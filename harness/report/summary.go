@@ -61,7 +61,7 @@ type Summary struct {
 
 	Outages   int              `json:"outages"`   // summed over clients
 	Detection ledger.Quantiles `json:"detection"` // all clients
-	Recovery  ledger.Quantiles `json:"recovery"`  // all clients
+	Reconnect ledger.Quantiles `json:"reconnect"` // all clients
 	Clients   []ClientFigures  `json:"clients"`
 
 	// The first few counterexamples, with their history context.
@@ -77,7 +77,7 @@ type ClientFigures struct {
 	Clean     bool             `json:"clean"`
 	Outages   int              `json:"outages"`
 	Detection ledger.Quantiles `json:"detection"`
-	Recovery  ledger.Quantiles `json:"recovery"`
+	Reconnect ledger.Quantiles `json:"reconnect"`
 	Stats     map[string]int64 `json:"stats,omitempty"`
 	// Events counts the client's timeline entries by kind (up, down,
 	// reconnect, dup-resend, ...).
@@ -167,19 +167,19 @@ func (an *analysis) clients(run Run) {
 		}
 		events[e.Source][string(e.Kind)]++
 	}
-	var detection, recovery []time.Duration
+	var detection, reconnect []time.Duration
 	seen := map[string]bool{}
 	for _, c := range run.Clients {
 		seen[c.Name] = true
 		s.Outages += c.Outages
 		detection = append(detection, c.Detection...)
-		recovery = append(recovery, c.Recovery...)
+		reconnect = append(reconnect, c.Reconnect...)
 		s.Clients = append(s.Clients, ClientFigures{
 			Name:      c.Name,
 			Clean:     c.Clean,
 			Outages:   c.Outages,
 			Detection: quantiles(c.Detection),
-			Recovery:  quantiles(c.Recovery),
+			Reconnect: quantiles(c.Reconnect),
 			Stats:     maps.Clone(c.Stats),
 			Events:    events[c.Name],
 		})
@@ -190,7 +190,7 @@ func (an *analysis) clients(run Run) {
 		}
 	}
 	s.Clients = nonNilSlice(s.Clients)
-	s.Detection, s.Recovery = quantiles(detection), quantiles(recovery)
+	s.Detection, s.Reconnect = quantiles(detection), quantiles(reconnect)
 }
 
 // isClientSource reports whether a timeline source recorded connection

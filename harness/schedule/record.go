@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/timeline"
+	"github.com/mqttas/mqttas-go/harness/validate"
 )
 
 // RecordOptions tune Record. Zero values take the defaults.
@@ -27,46 +28,6 @@ type RecordOptions struct {
 	MinDuration time.Duration
 	// Round rounds every time in the trace; default 10 ms.
 	Round time.Duration
-}
-
-// Outage is an interval during which a client was down.
-type Outage struct {
-	Source     string
-	Start, End time.Duration
-	Open       bool // the client never came back up; End is the timeline's last entry
-}
-
-// Outages returns the outages of one source in a timeline: from the first down (or outage) event after
-// it was up to the next up event. Entries need not be sorted.
-func Outages(entries []timeline.Entry, source string) []Outage {
-	entries = timeline.Sorted(entries)
-	var last time.Duration
-	for _, e := range entries {
-		last = max(last, e.At)
-	}
-	var out []Outage
-	down := false
-	var since time.Duration
-	for _, e := range entries {
-		if e.Source != source {
-			continue
-		}
-		switch e.Kind {
-		case timeline.Down, timeline.Outage:
-			if !down {
-				down, since = true, e.At
-			}
-		case timeline.Up:
-			if down {
-				out = append(out, Outage{Source: source, Start: since, End: e.At})
-				down = false
-			}
-		}
-	}
-	if down {
-		out = append(out, Outage{Source: source, Start: since, End: last, Open: true})
-	}
-	return out
 }
 
 // Record turns the outages clients saw into a replayable schedule: a field log becomes a trace. The
@@ -110,13 +71,13 @@ func Record(entries []timeline.Entry, o RecordOptions) (*Schedule, error) {
 		}
 		slices.Sort(sources)
 	}
-	var all []Outage
+	var all []validate.Outage
 	for _, src := range sources {
-		all = append(all, Outages(entries, src)...)
+		all = append(all, validate.Outages(entries, src)...)
 	}
-	slices.SortFunc(all, func(a, b Outage) int { return cmp.Compare(a.Start, b.Start) })
+	slices.SortFunc(all, func(a, b validate.Outage) int { return cmp.Compare(a.Start, b.Start) })
 	// Merge into a union of intervals.
-	var merged []Outage
+	var merged []validate.Outage
 	for _, x := range all {
 		if n := len(merged); n > 0 && x.Start <= merged[n-1].End+o.Merge {
 			merged[n-1].End = max(merged[n-1].End, x.End)

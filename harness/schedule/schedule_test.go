@@ -333,26 +333,6 @@ func ev(at time.Duration, src string, k timeline.Kind) timeline.Entry {
 	return timeline.Entry{At: at, Source: src, Kind: k}
 }
 
-func TestOutages(t *testing.T) {
-	s := time.Second
-	entries := []timeline.Entry{
-		ev(0, "a", timeline.Up),
-		ev(2*s, "a", timeline.Outage),
-		ev(2*s+100*time.Millisecond, "a", timeline.Down),
-		ev(3*s, "a", timeline.Reconnect),
-		ev(3*s, "a", timeline.ConnectFailed),
-		ev(5*s, "a", timeline.Up),
-		ev(6*s, "b", timeline.Up),
-		ev(8*s, "a", timeline.Down),
-		ev(9*s, "b", timeline.Note),
-	}
-	got := Outages(entries, "a")
-	want := []Outage{{Source: "a", Start: 2 * s, End: 5 * s}, {Source: "a", Start: 8 * s, End: 9 * s, Open: true}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v\nwant %+v", got, want)
-	}
-}
-
 // A field log (client up/down events) becomes a trace that replays the same outages, and survives Marshal
 // and Parse unchanged.
 func TestRecordRoundTrip(t *testing.T) {
