@@ -227,7 +227,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	cancel()
 	switch {
 	case err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
-		return c.fail(ErrHung, fmt.Sprintf("no answer to hello within %v", c.cfg.StartTimeout), 0)
+		return c.fail(ErrHung, fmt.Sprintf("no answer to hello within %v", c.cfg.StartTimeout), c.line())
 	case err != nil:
 		return fmt.Errorf("procclient: driver %s: hello: %w", c.cfg.Name, err)
 	case ev.Hello == nil:
@@ -344,14 +344,14 @@ func (c *Client) close() error {
 		_, err := c.request(ctx, command{Cmd: cmdClose})
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
-			c.fail(ErrHung, fmt.Sprintf("no answer to close within %v", c.cfg.CloseTimeout), 0)
+			c.fail(ErrHung, fmt.Sprintf("no answer to close within %v", c.cfg.CloseTimeout), c.line())
 		}
 	}
 	_ = c.stdin.Close() // EOF: a driver must exit on it too
 	select {
 	case <-c.exited:
 	case <-time.After(c.cfg.CloseTimeout):
-		c.fail(ErrHung, fmt.Sprintf("still running %v after close", c.cfg.CloseTimeout), 0)
+		c.fail(ErrHung, fmt.Sprintf("still running %v after close", c.cfg.CloseTimeout), c.line())
 	}
 	c.killGroup() // the driver, and whatever it left behind in its group
 	select {
@@ -717,9 +717,9 @@ func (c *Client) send(cmd command) (*request, error) {
 	c.mu.Unlock()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, fmt.Errorf("%w: %w", clients.ErrNotSent,
-			c.fail(ErrHung, fmt.Sprintf("stdin not read for %v", c.cfg.HangTimeout), 0))
+			c.fail(ErrHung, fmt.Sprintf("stdin not read for %v", c.cfg.HangTimeout), c.line()))
 	}
-	return nil, fmt.Errorf("%w: %w", clients.ErrNotSent, c.fail(ErrDied, "write to stdin: "+err.Error(), 0))
+	return nil, fmt.Errorf("%w: %w", clients.ErrNotSent, c.fail(ErrDied, "write to stdin: "+err.Error(), c.line()))
 }
 
 // watchdog pings the driver every Heartbeat and fails it when a ping stays
@@ -751,7 +751,7 @@ func (c *Client) watchdog() {
 					cb += time.Now().UnixNano() - bs
 				}
 				if waited := time.Since(sent) - time.Duration(cb); waited > c.cfg.HangTimeout {
-					c.fail(ErrHung, fmt.Sprintf("a ping unanswered for %v", waited.Round(time.Millisecond)), 0)
+					c.fail(ErrHung, fmt.Sprintf("a ping unanswered for %v", waited.Round(time.Millisecond)), c.line())
 					return
 				}
 				continue

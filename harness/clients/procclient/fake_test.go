@@ -1,0 +1,400 @@
+package procclient
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/clients/clientstest"
+)
+
+// The test binary doubles as a fake driver: with fakeEnv set it speaks just
+// enough of the protocol, then misbehaves as the mode says.
+const fakeEnv = "PROCCLIENT_FAKE_DRIVER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(fakeEnv); mode != "" {
+		os.Exit(fakeDriver(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeDriver modes:
+//
+//	ok           a well-behaved driver with no broker: every request succeeds
+//	die          exits with status 3 and a stderr message on the first publish
+//	hang         stops reading and answering after connect (with a grandchild that sleeps)
+//	garbage      prints a line that is not JSON after connect
+//	stray        answers a request that was never made
+//	twice        answers the connect twice
+//	version      answers hello with protocol 99
+//	mute         never answers hello
+//	early        sends an up event before answering hello
+//	ignore-close answers close but does not exit, even at EOF
+//	flood        sends messages after connect, and answers pings only after them
+func fakeDriver(mode string) int {
+	out := bufio.NewWriter(os.Stdout)
+	emit := func(v map[string]any) {
+		b, _ := json.Marshal(v)
+		out.Write(append(b, '\n'))
+		out.Flush()
+	}
+	ok := func(id float64) { emit(map[string]any{"ev": "result", "id": id, "ok": true}) }
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var cmd map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
+			fmt.Fprintln(os.Stderr, "fake: bad command:", err)
+			return 2
+		}
+		id, _ := cmd["id"].(float64)
+		switch cmd["cmd"] {
+		case "hello":
+			switch mode {
+			case "mute":
+				time.Sleep(time.Hour)
+			case "early":
+				emit(map[string]any{"ev": "up"})
+			}
+			proto := 1
+			if mode == "version" {
+				proto = 99
+			}
+			emit(map[string]any{"ev": "result", "id": id, "ok": true,
+				"hello": map[string]any{"protocol": proto, "driver": "fake", "library": "none", "version": "0", "capabilities": []string{}}})
+		case "connect":
+			emit(map[string]any{"ev": "log", "level": "info", "msg": "fake connecting"})
+			ok(id)
+			emit(map[string]any{"ev": "up", "session_present": false})
+			switch mode {
+			case "hang":
+				sleeper := exec.Command("sleep", "3600")
+				if err := sleeper.Start(); err != nil {
+					fmt.Fprintln(os.Stderr, "fake:", err)
+					return 2
+				}
+				emit(map[string]any{"ev": "log", "level": "info", "msg": "grandchild " + strconv.Itoa(sleeper.Process.Pid)})
+				fmt.Fprintln(os.Stderr, "fake: hanging now")
+				time.Sleep(time.Hour)
+			case "garbage":
+				fmt.Fprintln(os.Stderr, "fake: about to print garbage")
+				out.WriteString("Traceback (most recent call last): not json\n")
+				out.Flush()
+			case "stray":
+				ok(12345)
+			case "twice":
+				ok(id)
+			case "flood":
+				for i := range 5 {
+					emit(map[string]any{"ev": "message", "topic": "flood", "payload": []byte(strconv.Itoa(i)), "qos": 1})
+				}
+			}
+		case "publish":
+			if mode == "die" {
+				fmt.Fprintln(os.Stderr, "fake: panic: the library fell over")
+				return 3
+			}
+			ok(id)
+		case "close":
+			ok(id)
+			if mode == "ignore-close" {
+				time.Sleep(time.Hour)
+			}
+			return 0
+		default:
+			ok(id)
+		}
+	}
+	if mode == "ignore-close" {
+		time.Sleep(time.Hour)
+	}
+	return 0
+}
+
+func fakeConfig(mode string) Config {
+	return Config{
+		Name: "fake-" + mode, Command: []string{os.Args[0]}, Env: []string{fakeEnv + "=" + mode, "GORACE=atexit_sleep_ms=0"}, // -race sleeps 1 s at exit by default
+		StartTimeout: 2 * time.Second, Heartbeat: 50 * time.Millisecond, HangTimeout: 500 * time.Millisecond,
+		CloseTimeout: time.Second,
+	}
+}
+
+// Bound on how long any misbehaviour may take to surface.
+const failBound = 5 * time.Second
+
+type fakeRun struct {
+	t    *testing.T
+	c    *Client
+	rec  *clientstest.Recorder
+	base int
+}
+
+// startFake makes a client of the fake driver; Connect is the test's.
+func startFake(t *testing.T, mode string, tweak ...func(*Config)) *fakeRun {
+	t.Helper()
+	base := runtime.NumGoroutine()
+	cfg := fakeConfig(mode)
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	rec := &clientstest.Recorder{}
+	c, err := New(clients.Options{Addr: "127.0.0.1:1883", ClientID: "fake", OnMessage: rec.OnMessage, OnEvent: rec.OnEvent}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &fakeRun{t: t, c: c, rec: rec, base: base}
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// driverError checks that err is a *DriverError wrapping want, and returns it.
+func driverError(t *testing.T, err, want error) *DriverError {
+	t.Helper()
+	var de *DriverError
+	if !errors.As(err, &de) || !errors.Is(err, want) || !errors.Is(err, ErrDriver) {
+		t.Fatalf("error = %v, want a *DriverError wrapping %v", err, want)
+	}
+	if !strings.HasPrefix(de.Driver, "fake-") || !strings.Contains(de.Error(), de.Driver) {
+		t.Fatalf("the error does not name the driver: %v", de)
+	}
+	return de
+}
+
+// closeAndCheck closes the client, expects Close to return the same failure
+// within its bound, and checks that no goroutine and no process is left.
+func (r *fakeRun) closeAndCheck(want error, pids ...int) {
+	r.t.Helper()
+	began := time.Now()
+	err := r.c.Close()
+	if took := time.Since(began); took > failBound {
+		r.t.Fatalf("Close took %v", took)
+	}
+	if want == nil {
+		if err != nil {
+			r.t.Fatalf("Close = %v, want nil", err)
+		}
+	} else {
+		driverError(r.t, err, want)
+	}
+	if err2 := r.c.Close(); !errors.Is(err2, want) {
+		r.t.Fatalf("second Close = %v, want the first's result", err2)
+	}
+	clientstest.WaitGoroutines(r.t, r.base, failBound)
+	pids = append(pids, r.c.cmd.Process.Pid)
+	for _, pid := range pids {
+		if alive(pid) {
+			r.t.Errorf("process %d still running after Close", pid)
+		}
+	}
+}
+
+// alive reports whether pid runs (a zombie awaiting its reaper does not).
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func TestFakeDriverBehaves(t *testing.T) {
+	r := startFake(t, "ok")
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	if !r.c.IsConnected() {
+		t.Fatal("not connected")
+	}
+	// Pings go on in the background: stay well past the hang timeout.
+	time.Sleep(4 * fakeConfig("ok").HangTimeout)
+	if err := r.c.Publish(ctxFor(t, failBound), clients.Message{Topic: "t", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	clientstest.Eventually(t, failBound, "an up event", func() bool { return r.rec.Count(clients.EventUp) == 1 })
+	if st := r.c.Stats(); st[clients.StatConnects] != 1 || st[clients.StatOutages] != 0 {
+		t.Fatalf("stats = %v", st)
+	}
+	r.closeAndCheck(nil)
+}
+
+func TestDriverDiesMidRun(t *testing.T) {
+	r := startFake(t, "die")
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	err := r.c.Publish(ctxFor(t, time.Minute), clients.Message{Topic: "t", Payload: []byte("x"), QoS: 1})
+	if took := time.Since(began); took > failBound {
+		t.Fatalf("the death took %v to surface", took)
+	}
+	de := driverError(t, err, ErrDied)
+	if !strings.Contains(de.Stderr, "the library fell over") || !strings.Contains(de.Error(), "exit status 3") {
+		t.Fatalf("the error lacks the stderr tail or the exit status: %v", de)
+	}
+	if r.c.IsConnected() {
+		t.Fatal("IsConnected after the driver died")
+	}
+	// The harness hears of it as an outage carrying the error, and later
+	// calls fail at once with the same error.
+	clientstest.Eventually(t, failBound, "a down event", func() bool { return r.rec.Count(clients.EventDown) == 1 })
+	if ev := r.rec.Events()[len(r.rec.Events())-1]; !errors.Is(ev.Err, ErrDied) {
+		t.Fatalf("down event = %+v", ev)
+	}
+	err = r.c.Publish(ctxFor(t, time.Minute), clients.Message{Topic: "t", QoS: 1})
+	if !errors.Is(err, ErrDied) || !errors.Is(err, clients.ErrNotSent) {
+		t.Fatalf("Publish after the death = %v, want not sent with the death", err)
+	}
+	r.closeAndCheck(ErrDied)
+}
+
+func TestDriverHangs(t *testing.T) {
+	r := startFake(t, "hang")
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	// The caller's context is long: the heartbeat, not the context, ends it.
+	began := time.Now()
+	err := r.c.Publish(ctxFor(t, time.Minute), clients.Message{Topic: "t", QoS: 1})
+	if took := time.Since(began); took > failBound {
+		t.Fatalf("the hang took %v to surface", took)
+	}
+	de := driverError(t, err, ErrHung)
+	if !strings.Contains(de.Stderr, "hanging now") {
+		t.Fatalf("no stderr tail: %v", de)
+	}
+	if de.Line != 5 || !strings.Contains(de.Text, "grandchild") {
+		t.Fatalf("the error names line %d %q, want the last line read (5, the grandchild log)", de.Line, de.Text)
+	}
+	pid, err := strconv.Atoi(strings.TrimSuffix(de.Text[strings.LastIndex(de.Text, " ")+1:], `"}`))
+	if err != nil {
+		t.Fatalf("no grandchild pid in %q", de.Text)
+	}
+	r.closeAndCheck(ErrHung, pid)
+}
+
+func TestDriverPrintsGarbage(t *testing.T) {
+	r := startFake(t, "garbage")
+	_ = r.c.Connect(ctxFor(t, failBound)) // the garbage may come before or after the answer
+	clientstest.Eventually(t, failBound, "the failure", func() bool { return r.c.usable() != nil })
+	err := r.c.Publish(ctxFor(t, time.Minute), clients.Message{Topic: "t", QoS: 1})
+	de := driverError(t, err, ErrProtocol)
+	if de.Line != 5 || !strings.HasPrefix(de.Text, "Traceback") || !strings.Contains(de.Stderr, "about to print garbage") {
+		t.Fatalf("error = %v, want line 5, its text and the stderr tail", de)
+	}
+	r.closeAndCheck(ErrProtocol)
+}
+
+func TestDriverOutOfProtocol(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		want string
+	}{
+		{"stray", "request 12345, which is not pending"},
+		{"twice", "which is not pending"},
+		{"early", "up event before the answer to hello"},
+		{"version", "driver speaks protocol 99"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			r := startFake(t, tc.mode)
+			_ = r.c.Connect(ctxFor(t, failBound))
+			clientstest.Eventually(t, failBound, "the failure", func() bool { return r.c.usable() != nil })
+			de := driverError(t, r.c.usable(), ErrProtocol)
+			if !strings.Contains(de.Error(), tc.want) {
+				t.Fatalf("error = %v, want %q", de, tc.want)
+			}
+			r.closeAndCheck(ErrProtocol)
+		})
+	}
+}
+
+func TestDriverNeverAnswersHello(t *testing.T) {
+	r := startFake(t, "mute")
+	began := time.Now()
+	err := r.c.Connect(ctxFor(t, time.Minute))
+	if took := time.Since(began); took > failBound {
+		t.Fatalf("Connect took %v", took)
+	}
+	de := driverError(t, err, ErrHung)
+	if !strings.Contains(de.Error(), "no answer to hello") {
+		t.Fatalf("error = %v", de)
+	}
+	r.closeAndCheck(ErrHung)
+}
+
+func TestDriverIgnoresClose(t *testing.T) {
+	r := startFake(t, "ignore-close")
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	r.closeAndCheck(ErrHung)
+}
+
+func TestDriverNotFound(t *testing.T) {
+	base := runtime.NumGoroutine()
+	c, err := New(clients.Options{Addr: "127.0.0.1:1883"}, Config{Name: "ghost", Command: []string{"/nonexistent/driver"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Connect(ctxFor(t, failBound))
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "ghost") {
+		t.Fatalf("Connect = %v, want the missing file, naming the driver", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	clientstest.WaitGoroutines(t, base, failBound)
+}
+
+// TestSlowHandlerIsNotAHang: time in OnMessage delays the answer to a ping,
+// and must not count against the driver.
+func TestSlowHandlerIsNotAHang(t *testing.T) {
+	r := startFake(t, "flood")
+	hang := fakeConfig("flood").HangTimeout
+	var got []string
+	done := make(chan struct{})
+	r.c.opts.OnMessage = func(d clients.Delivery) {
+		time.Sleep(hang / 2) // five of these are 2.5 hang timeouts
+		got = append(got, string(d.Payload))
+		if len(got) == 5 {
+			close(done)
+		}
+	}
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(failBound):
+		t.Fatal("the messages did not all arrive")
+	}
+	time.Sleep(2 * hang)
+	if err := r.c.usable(); err != nil {
+		t.Fatalf("a slow handler failed the driver: %v", err)
+	}
+	if strings.Join(got, ",") != "0,1,2,3,4" {
+		t.Fatalf("deliveries = %v", got)
+	}
+	r.closeAndCheck(nil)
+}
