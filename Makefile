@@ -9,7 +9,7 @@ export TESTCONTAINERS_RYUK_DISABLED := true
 FUZZTIME ?= 60s
 # Fuzz targets: package:target pairs. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME.
 FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/ledger:FuzzReadJSONL ./harness/link/mqttframe:FuzzFramer \
-  ./harness/clients/procclient:FuzzDecodeEvent
+  ./harness/clients/procclient:FuzzDecodeEvent ./internal/mqttwire:FuzzDecode
 FUZZTIME_SHORT ?= 5s
 
 # The scenario suite runs through the ginkgo CLI pinned in go.mod (go tool ginkgo), in parallel.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttas/mqttas-go/internal/mqttwire"
 	"github.com/mqttas/mqttas-go/internal/syncbuf"
 )
 
@@ -223,38 +224,25 @@ func fakeBroker(ln net.Listener, codes []byte) error {
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	r := bufio.NewReader(conn)
 	for {
-		first, err := r.ReadByte()
-		if err != nil {
+		if _, err := r.Peek(1); err != nil {
 			return nil // EOF: the client went away
 		}
-		var length, shift int
-		for {
-			b, err := r.ReadByte()
-			if err != nil {
-				return err
-			}
-			length |= int(b&0x7f) << shift
-			shift += 7
-			if b < 0x80 {
-				break
-			}
-		}
-		body := make([]byte, length)
-		if _, err := io.ReadFull(r, body); err != nil {
+		p, err := mqttwire.Read(r)
+		if err != nil {
 			return err
 		}
 		var reply []byte
-		switch first >> 4 {
-		case 1: // CONNECT
-			reply = []byte{0x20, 2, 0, 0}
-		case 8: // SUBSCRIBE: SUBACK with its packet id, then the return codes
-			reply = append([]byte{0x90, byte(2 + len(codes)), body[0], body[1]}, codes...)
-		case 12: // PINGREQ
-			reply = []byte{0xd0, 0}
-		case 14: // DISCONNECT
+		switch p.Type {
+		case mqttwire.CONNECT:
+			reply = mqttwire.Connack{}.Bytes()
+		case mqttwire.SUBSCRIBE: // SUBACK with its packet id, then the return codes
+			reply = mqttwire.Suback{ID: p.ID(), Codes: codes}.Bytes()
+		case mqttwire.PINGREQ:
+			reply = mqttwire.Empty(mqttwire.PINGRESP).Bytes()
+		case mqttwire.DISCONNECT:
 			return nil
 		default:
-			return fmt.Errorf("fake broker: unexpected packet type %d", first>>4)
+			return fmt.Errorf("fake broker: unexpected packet type %v", p.Type)
 		}
 		if _, err := conn.Write(reply); err != nil {
 			return err

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
 // ConnackError reports a CONNACK that refused the probe's connection. The
@@ -38,7 +40,7 @@ func connackText(code byte) string {
 
 // probeConnect is an MQTT 3.1.1 CONNECT: clean session, keepalive 60 s, empty
 // client identifier (the broker assigns one).
-var probeConnect = []byte{0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x00}
+var probeConnect = mqttwire.Connect{CleanSession: true, KeepAlive: 60}.Bytes()
 
 // defaultProbeTimeout bounds a Probe whose context has no deadline.
 const defaultProbeTimeout = 5 * time.Second
@@ -83,18 +85,25 @@ func exchange(conn net.Conn) error {
 	if _, err := conn.Write(probeConnect); err != nil {
 		return err
 	}
-	var ack [4]byte
-	if _, err := io.ReadFull(conn, ack[:]); err != nil {
+	// A CONNACK is four bytes; reading exactly those leaves a peer that is not
+	// MQTT no chance to make the probe wait for a long "packet".
+	var buf [4]byte
+	if _, err := io.ReadFull(conn, buf[:]); err != nil {
 		return fmt.Errorf("reading CONNACK: %w", err)
 	}
-	if ack[0] != 0x20 || ack[1] != 0x02 {
-		return fmt.Errorf("want CONNACK 20 02, got % x", ack[:2])
+	p, _, err := mqttwire.Decode(buf[:])
+	if err != nil || p.Type != mqttwire.CONNACK {
+		return fmt.Errorf("want CONNACK 20 02, got % x", buf[:2])
 	}
-	if ack[3] != 0 {
-		return &ConnackError{Code: ack[3]}
+	ack, err := p.Connack()
+	if err != nil {
+		return err
+	}
+	if ack.Code != 0 {
+		return &ConnackError{Code: ack.Code}
 	}
 	// A polite DISCONNECT keeps "exceeded timeout" noise out of the broker log.
-	_, _ = conn.Write([]byte{0xe0, 0x00})
+	_, _ = conn.Write(mqttwire.Empty(mqttwire.DISCONNECT).Bytes())
 	return nil
 }
 

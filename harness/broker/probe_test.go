@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
 // fakeBroker accepts one connection on loopback, checks that it receives
@@ -45,14 +47,14 @@ func fakeBroker(t *testing.T, reply []byte) string {
 }
 
 func TestProbeAccepted(t *testing.T) {
-	addr := fakeBroker(t, []byte{0x20, 0x02, 0x00, 0x00})
+	addr := fakeBroker(t, mqttwire.Connack{}.Bytes())
 	if err := Probe(t.Context(), addr); err != nil {
 		t.Fatalf("Probe = %v, want nil", err)
 	}
 }
 
 func TestProbeRefusedByBroker(t *testing.T) {
-	addr := fakeBroker(t, []byte{0x20, 0x02, 0x00, 0x05})
+	addr := fakeBroker(t, mqttwire.Connack{Code: 5}.Bytes())
 	err := Probe(t.Context(), addr)
 	var ce *ConnackError
 	if !errors.As(err, &ce) || ce.Code != 5 {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
+	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
 // waitGoroutines waits until at most n goroutines run, and dumps them if
@@ -82,8 +83,8 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 	}
 	c3 := dial(t, l.Addr())
 	s3 := up.accept(t)
-	c3.Write(connectPkt("leak", true, 0))
-	s3.Write([]byte{0x20, 0x02, 0x00, 0x00})
+	c3.Write(mqttwire.Connect{ClientID: "leak", CleanSession: true}.Bytes())
+	s3.Write(mqttwire.Connack{}.Bytes())
 	if _, err := l.Tap().WaitFor(ctxT(t), link.OfType(mqttframe.CONNACK)); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/link"
-	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
+	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
 // opTimeout bounds every link operation in tests.
@@ -202,75 +202,7 @@ func expectClosed(t *testing.T, c net.Conn, d time.Duration) error {
 	return err
 }
 
-// --- MQTT 3.1.1 on the wire, for driving mosquitto with exact bytes ---
-
-func mqttPacket(t mqttframe.Type, flags byte, body []byte) []byte {
-	b := []byte{byte(t)<<4 | flags}
-	rl := len(body)
-	for {
-		c := byte(rl % 128)
-		rl /= 128
-		if rl > 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if rl == 0 {
-			return append(b, body...)
-		}
-	}
-}
-
-func mqttStr(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-
-func connectPkt(clientID string, clean bool, keepalive uint16) []byte {
-	flags := byte(0)
-	if clean {
-		flags = 0x02
-	}
-	body := append(mqttStr("MQTT"), 4, flags, byte(keepalive>>8), byte(keepalive))
-	return mqttPacket(mqttframe.CONNECT, 0, append(body, mqttStr(clientID)...))
-}
-
-func publishPkt(topic string, qos byte, dup bool, id uint16, payload string) []byte {
-	flags := qos << 1
-	if dup {
-		flags |= 0x08
-	}
-	body := mqttStr(topic)
-	if qos > 0 {
-		body = append(body, byte(id>>8), byte(id))
-	}
-	return mqttPacket(mqttframe.PUBLISH, flags, append(body, payload...))
-}
-
-func ackPkt(t mqttframe.Type, id uint16) []byte {
-	return mqttPacket(t, 0, []byte{byte(id >> 8), byte(id)})
-}
-
-func subscribePkt(id uint16, filter string, qos byte) []byte {
-	body := append([]byte{byte(id >> 8), byte(id)}, mqttStr(filter)...)
-	return mqttPacket(mqttframe.SUBSCRIBE, 0x02, append(body, qos))
-}
-
-var (
-	pingreqPkt    = mqttPacket(mqttframe.PINGREQ, 0, nil)
-	disconnectPkt = mqttPacket(mqttframe.DISCONNECT, 0, nil)
-)
-
-// rawPacket is a packet read off the wire.
-type rawPacket struct {
-	typ   mqttframe.Type
-	flags byte
-	body  []byte
-}
-
-func (p rawPacket) id() uint16 {
-	if p.typ == mqttframe.PUBLISH {
-		tl := int(p.body[0])<<8 | int(p.body[1])
-		return uint16(p.body[2+tl])<<8 | uint16(p.body[3+tl])
-	}
-	return uint16(p.body[0])<<8 | uint16(p.body[1])
-}
+// --- MQTT 3.1.1 on the wire (the test kit's codec), for driving mosquitto with exact bytes ---
 
 // mqttClient is a raw MQTT client: it writes given bytes and reads packets.
 type mqttClient struct {
@@ -293,51 +225,32 @@ func (m *mqttClient) send(b ...[]byte) {
 }
 
 // read returns the next packet, or an error (a timeout if none within d).
-func (m *mqttClient) read(d time.Duration) (rawPacket, error) {
+func (m *mqttClient) read(d time.Duration) (mqttwire.Packet, error) {
 	m.c.SetReadDeadline(time.Now().Add(d))
 	defer m.c.SetReadDeadline(time.Time{})
-	b0, err := m.r.ReadByte()
-	if err != nil {
-		return rawPacket{}, err
-	}
-	rl, mul := 0, 1
-	for range 4 {
-		c, err := m.r.ReadByte()
-		if err != nil {
-			return rawPacket{}, err
-		}
-		rl += int(c&0x7f) * mul
-		mul *= 128
-		if c&0x80 == 0 {
-			break
-		}
-	}
-	body := make([]byte, rl)
-	if _, err := io.ReadFull(m.r, body); err != nil {
-		return rawPacket{}, err
-	}
-	return rawPacket{typ: mqttframe.Type(b0 >> 4), flags: b0 & 0x0f, body: body}, nil
+	return mqttwire.Read(m.r)
 }
 
 // expect reads the next packet and checks its type.
-func (m *mqttClient) expect(t mqttframe.Type) rawPacket {
+func (m *mqttClient) expect(t mqttwire.Type) mqttwire.Packet {
 	m.t.Helper()
 	p, err := m.read(5 * time.Second)
 	if err != nil {
 		m.t.Fatalf("waiting for %v: %v", t, err)
 	}
-	if p.typ != t {
-		m.t.Fatalf("got %v (% x), want %v", p.typ, p.body, t)
+	if p.Type != t {
+		m.t.Fatalf("got %v (% x), want %v", p.Type, p.Body, t)
 	}
 	return p
 }
 
-func (m *mqttClient) connect(clientID string, clean bool) rawPacket {
+func (m *mqttClient) connect(clientID string, clean bool) mqttwire.Packet {
 	m.t.Helper()
-	m.send(connectPkt(clientID, clean, 30))
-	p := m.expect(mqttframe.CONNACK)
-	if p.body[1] != 0 {
-		m.t.Fatalf("CONNACK return code %d", p.body[1])
+	m.send(mqttwire.Connect{ClientID: clientID, CleanSession: clean, KeepAlive: 30}.Bytes())
+	p := m.expect(mqttwire.CONNACK)
+	ack, err := p.Connack()
+	if err != nil || ack.Code != 0 {
+		m.t.Fatalf("CONNACK %+v, %v", ack, err)
 	}
 	return p
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/clients/clientstest"
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
+	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
 // want is the part of a tap record a test checks.
@@ -50,40 +51,40 @@ func TestTapRecordsSessionsAcrossConnections(t *testing.T) {
 
 	// Connection 1: subscribe, publish QoS 1 to ourselves, ping, then vanish.
 	m := newMQTTClient(t, l.Addr())
-	if sp := m.connect("tap-1", false); sp.body[0] != 0 {
+	if sp := m.connect("tap-1", false); sp.Body[0] != 0 {
 		t.Fatal("fresh session reported as present")
 	}
-	m.send(subscribePkt(1, "tap/#", 1))
+	m.send(mqttwire.Subscribe{ID: 1, Filters: []mqttwire.Subscription{{Filter: "tap/#", QoS: 1}}}.Bytes())
 	m.expect(mqttframe.SUBACK)
-	m.send(publishPkt("tap/a", 1, false, 10, "hello"))
-	var delivered rawPacket
+	m.send(mqttwire.Publish{Topic: "tap/a", QoS: 1, ID: 10, Payload: []byte("hello")}.Bytes())
+	var delivered mqttwire.Packet
 	for range 2 { // PUBACK and our own delivery, in either order
 		p, err := m.read(5 * time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.typ == mqttframe.PUBLISH {
+		if p.Type == mqttframe.PUBLISH {
 			delivered = p
 		}
 	}
-	if delivered.typ != mqttframe.PUBLISH {
+	if delivered.Type != mqttframe.PUBLISH {
 		t.Fatal("no delivery of our own publication")
 	}
-	m.send(ackPkt(mqttframe.PUBACK, delivered.id()))
-	m.send(pingreqPkt)
+	m.send(mqttwire.Ack(mqttwire.PUBACK, delivered.ID()).Bytes())
+	m.send(mqttwire.Empty(mqttwire.PINGREQ).Bytes())
 	m.expect(mqttframe.PINGRESP)
 	m.c.Close()
 
 	// Connection 2: resume the session, resend the publication as a duplicate.
 	m2 := newMQTTClient(t, l.Addr())
-	if sp := m2.connect("tap-1", false); sp.body[0] != 1 {
+	if sp := m2.connect("tap-1", false); sp.Body[0] != 1 {
 		t.Fatal("session not present on reconnect")
 	}
-	m2.send(publishPkt("tap/a", 1, true, 10, "hello"))
+	m2.send(mqttwire.Publish{Topic: "tap/a", QoS: 1, DUP: true, ID: 10, Payload: []byte("hello")}.Bytes())
 	if _, err := tap.WaitFor(ctx, link.OnConn(2), link.OfType(mqttframe.PUBACK), link.InDir(link.Downstream), link.WithID(10)); err != nil {
 		t.Fatalf("no PUBACK on connection 2: %v\n%s", err, tap)
 	}
-	m2.send(disconnectPkt)
+	m2.send(mqttwire.Empty(mqttwire.DISCONNECT).Bytes())
 	if _, err := tap.WaitFor(ctx, link.OnConn(2), link.OfType(mqttframe.DISCONNECT)); err != nil {
 		t.Fatalf("no DISCONNECT: %v\n%s", err, tap)
 	}
@@ -97,13 +98,13 @@ func TestTapRecordsSessionsAcrossConnections(t *testing.T) {
 		{conn: 1, dir: up, typ: mqttframe.SUBSCRIBE, id: 1, topic: "tap/#"},
 		{conn: 1, dir: down, typ: mqttframe.SUBACK, id: 1},
 		{conn: 1, dir: down, typ: mqttframe.PUBACK, id: 10},
-		{conn: 1, dir: up, typ: mqttframe.PUBACK, id: delivered.id()},
+		{conn: 1, dir: up, typ: mqttframe.PUBACK, id: delivered.ID()},
 		{conn: 1, dir: up, typ: mqttframe.PINGREQ},
 		{conn: 1, dir: down, typ: mqttframe.PINGRESP},
 	})
 	checkPackets(t, tap, tap.Packets(link.OfType(pub), link.OnConn(1)), []want{
 		{conn: 1, dir: up, typ: pub, id: 10, qos: 1, topic: "tap/a", payload: 5},
-		{conn: 1, dir: down, typ: pub, id: delivered.id(), qos: 1, topic: "tap/a", payload: 5},
+		{conn: 1, dir: down, typ: pub, id: delivered.ID(), qos: 1, topic: "tap/a", payload: 5},
 	})
 	checkPackets(t, tap, tap.Packets(link.OfType(pub), link.OnConn(2), link.InDir(up)), []want{
 		{conn: 2, dir: up, typ: pub, id: 10, dup: true, qos: 1, topic: "tap/a", payload: 5},
@@ -148,7 +149,7 @@ func TestDroppedPubacksNeverReachTheClient(t *testing.T) {
 	m := newMQTTClient(t, l.Addr())
 	m.connect("drop-1", true)
 
-	m.send(publishPkt("drop/a", 1, false, 5, "x"))
+	m.send(mqttwire.Publish{Topic: "drop/a", QoS: 1, ID: 5, Payload: []byte("x")}.Bytes())
 	p, err := tap.WaitFor(ctx, link.OfType(mqttframe.PUBACK), link.WithID(5))
 	if err != nil {
 		t.Fatal(err)
@@ -157,10 +158,10 @@ func TestDroppedPubacksNeverReachTheClient(t *testing.T) {
 		t.Fatalf("PUBACK record %v, want dropped broker→client", p)
 	}
 	if p, err := m.read(300 * time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("client received %v (err %v) although the PUBACK was dropped", p.typ, err)
+		t.Fatalf("client received %v (err %v) although the PUBACK was dropped", p.Type, err)
 	}
 	// The packet was cut out whole: the stream goes on with the next one.
-	m.send(pingreqPkt)
+	m.send(mqttwire.Empty(mqttwire.PINGREQ).Bytes())
 	m.expect(mqttframe.PINGRESP)
 
 	// Drop only the next one.
@@ -170,9 +171,9 @@ func TestDroppedPubacksNeverReachTheClient(t *testing.T) {
 	if act := l.Active(); len(act) != 1 || act[0].Kind != link.KindDrop || !strings.Contains(act[0].Detail, "PUBACK next 1") {
 		t.Fatalf("Active() = %v", act)
 	}
-	m.send(publishPkt("drop/a", 1, false, 7, "x"), publishPkt("drop/a", 1, false, 8, "x"))
-	if ack := m.expect(mqttframe.PUBACK); ack.id() != 8 {
-		t.Fatalf("first PUBACK to arrive has id %d, want 8 (7 dropped)", ack.id())
+	m.send(mqttwire.Publish{Topic: "drop/a", QoS: 1, ID: 7, Payload: []byte("x")}.Bytes(), mqttwire.Publish{Topic: "drop/a", QoS: 1, ID: 8, Payload: []byte("x")}.Bytes())
+	if ack := m.expect(mqttframe.PUBACK); ack.ID() != 8 {
+		t.Fatalf("first PUBACK to arrive has id %d, want 8 (7 dropped)", ack.ID())
 	}
 	if act := l.Active(); len(act) != 0 {
 		t.Fatalf("spent drop rule still active: %v", act)
@@ -181,9 +182,9 @@ func TestDroppedPubacksNeverReachTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.StopDropping()
-	m.send(publishPkt("drop/a", 1, false, 9, "x"))
-	if ack := m.expect(mqttframe.PUBACK); ack.id() != 9 {
-		t.Fatalf("PUBACK id %d after StopDropping, want 9", ack.id())
+	m.send(mqttwire.Publish{Topic: "drop/a", QoS: 1, ID: 9, Payload: []byte("x")}.Bytes())
+	if ack := m.expect(mqttframe.PUBACK); ack.ID() != 9 {
+		t.Fatalf("PUBACK id %d after StopDropping, want 9", ack.ID())
 	}
 	if n := tap.Count(link.OfType(mqttframe.PUBACK), link.WithFate(link.Dropped)); n != 2 {
 		t.Fatalf("%d dropped PUBACKs recorded, want 2 (ids 5 and 7)\n%s", n, tap)
@@ -200,7 +201,7 @@ func TestDelayedPingresp(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	m.send(pingreqPkt)
+	m.send(mqttwire.Empty(mqttwire.PINGREQ).Bytes())
 	m.expect(mqttframe.PINGRESP)
 	if took := time.Since(start); took < d {
 		t.Fatalf("PINGRESP after %v, want >= %v", took, d)
@@ -214,21 +215,21 @@ func TestDelayedPingresp(t *testing.T) {
 		t.Fatal(err)
 	}
 	seq := l.Tap().Seq()
-	m.send(pingreqPkt)
+	m.send(mqttwire.Empty(mqttwire.PINGREQ).Bytes())
 	if _, err := l.Tap().WaitFor(ctxT(t), link.OfType(mqttframe.PINGRESP), link.AfterSeq(seq)); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := m.read(100 * time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("got %v (err %v) while PINGRESP is held for an hour", p.typ, err)
+		t.Fatalf("got %v (err %v) while PINGRESP is held for an hour", p.Type, err)
 	}
 	l.StopDelaying()
-	if p, err := m.read(time.Second); err != nil || p.typ != mqttframe.PINGRESP {
-		t.Fatalf("after StopDelaying: %v, %v; want the held PINGRESP", p.typ, err)
+	if p, err := m.read(time.Second); err != nil || p.Type != mqttframe.PINGRESP {
+		t.Fatalf("after StopDelaying: %v, %v; want the held PINGRESP", p.Type, err)
 	}
 	fastest := time.Hour
 	for range 3 { // the fastest of three, to ride out a scheduling stall
 		start = time.Now()
-		m.send(pingreqPkt)
+		m.send(mqttwire.Empty(mqttwire.PINGREQ).Bytes())
 		m.expect(mqttframe.PINGRESP)
 		fastest = min(fastest, time.Since(start))
 	}
@@ -280,14 +281,14 @@ func TestTapKeepsHeavyTrafficIntact(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var stream, want []byte
-	stream = append(stream, connectPkt("bulk", true, 0)...)
+	stream = append(stream, mqttwire.Connect{ClientID: "bulk", CleanSession: true}.Bytes()...)
 	want = append(want, stream...)
 	const n = 3000
 	for i := range n {
-		p := publishPkt("bulk/t", 1, false, uint16(i+1), strings.Repeat("p", rng.IntN(3000)))
+		p := mqttwire.Publish{Topic: "bulk/t", QoS: 1, ID: uint16(i + 1), Payload: []byte(strings.Repeat("p", rng.IntN(3000)))}.Bytes()
 		stream, want = append(stream, p...), append(want, p...)
 		if i%10 == 0 {
-			stream = append(stream, pingreqPkt...)
+			stream = append(stream, mqttwire.Empty(mqttwire.PINGREQ).Bytes()...)
 		}
 	}
 	c := dial(t, l.Addr())

@@ -4,11 +4,9 @@
 package clientstest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/broker"
 	"github.com/mqttas/mqttas-go/internal/syncbuf"
 )
 
@@ -148,7 +147,7 @@ func (m *Mosquitto) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
 	for {
-		if err := Probe(ctx, m.Addr); err == nil {
+		if err := broker.Probe(ctx, m.Addr); err == nil {
 			return nil
 		}
 		select {
@@ -183,34 +182,6 @@ func (m *Mosquitto) killLocked() {
 	_ = m.cmd.Process.Kill()
 	<-m.exit
 	m.cmd = nil
-}
-
-// Probe connects to an MQTT broker at addr and returns nil once it answers a
-// CONNECT with an accepting CONNACK.
-func Probe(ctx context.Context, addr string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	// CONNECT, MQTT 3.1.1, clean session, keepalive 60 s, empty client id.
-	connect := []byte{0x10, 0x0c, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 0}
-	if _, err := conn.Write(connect); err != nil {
-		return err
-	}
-	ack := make([]byte, 4)
-	if _, err := io.ReadFull(conn, ack); err != nil {
-		return err
-	}
-	if !bytes.Equal(ack, []byte{0x20, 0x02, 0x00, 0x00}) {
-		return fmt.Errorf("unexpected CONNACK % x", ack)
-	}
-	_, _ = conn.Write([]byte{0xe0, 0x00}) // DISCONNECT, to keep the broker log quiet
-	return nil
 }
 
 func mosquittoBinary() (string, error) {

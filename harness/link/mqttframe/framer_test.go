@@ -6,76 +6,31 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
-// Encoders for test streams. The framer itself never encodes.
-
-func packet(t Type, flags byte, body []byte) []byte {
-	b := []byte{byte(t)<<4 | flags}
-	rl := len(body)
-	for {
-		c := byte(rl % 128)
-		rl /= 128
-		if rl > 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if rl == 0 {
-			break
-		}
-	}
-	return append(b, body...)
-}
-
-func str(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-func u16(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
+// Test streams are encoded with the test kit's codec; the framer itself never encodes.
 
 func connect(id string, clean bool, ka uint16) []byte {
-	flags := byte(0)
-	if clean {
-		flags = 0x02
-	}
-	body := append(str("MQTT"), 4, flags)
-	body = append(body, u16(ka)...)
-	return packet(CONNECT, 0, append(body, str(id)...))
+	return mqttwire.Connect{ClientID: id, CleanSession: clean, KeepAlive: ka}.Bytes()
 }
 
-func connack(sp bool, rc byte) []byte {
-	f := byte(0)
-	if sp {
-		f = 1
-	}
-	return packet(CONNACK, 0, []byte{f, rc})
-}
+func connack(sp bool, rc byte) []byte { return mqttwire.Connack{SessionPresent: sp, Code: rc}.Bytes() }
 
 func publish(topic string, qos byte, dup, retain bool, id uint16, payload []byte) []byte {
-	flags := qos << 1
-	if dup {
-		flags |= 0x08
-	}
-	if retain {
-		flags |= 0x01
-	}
-	body := str(topic)
-	if qos > 0 {
-		body = append(body, u16(id)...)
-	}
-	return packet(PUBLISH, flags, append(body, payload...))
+	return mqttwire.Publish{Topic: topic, QoS: qos, DUP: dup, Retain: retain, ID: id, Payload: payload}.Bytes()
 }
 
-func ack(t Type, id uint16) []byte {
-	flags := byte(0)
-	if t == PUBREL {
-		flags = 0x02
-	}
-	return packet(t, flags, u16(id))
-}
+func ack(t Type, id uint16) []byte { return mqttwire.Ack(t, id).Bytes() }
 
 func subscribe(id uint16, filter string, qos byte) []byte {
-	return packet(SUBSCRIBE, 0x02, append(append(u16(id), str(filter)...), qos))
+	return mqttwire.Subscribe{ID: id, Filters: []mqttwire.Subscription{{Filter: filter, QoS: qos}}}.Bytes()
 }
 
-func suback(id uint16, code byte) []byte { return packet(SUBACK, 0, append(u16(id), code)) }
+func suback(id uint16, code byte) []byte { return mqttwire.Suback{ID: id, Codes: []byte{code}}.Bytes() }
+
+func empty(t Type) []byte { return mqttwire.Empty(t).Bytes() }
 
 // rec is a Header copied out of a Decide call.
 type rec struct {
@@ -138,10 +93,10 @@ func session() ([]byte, []rec) {
 		publish("t/b", 2, true, true, 8, pl),
 		ack(PUBREC, 8), ack(PUBREL, 8), ack(PUBCOMP, 8),
 		publish("t/c", 0, false, false, 0, nil),
-		packet(UNSUBSCRIBE, 0x02, append(u16(9), str("t/#")...)),
+		mqttwire.Unsubscribe{ID: 9, Filters: []string{"t/#"}}.Bytes(),
 		ack(UNSUBACK, 9),
-		packet(PINGREQ, 0, nil), packet(PINGRESP, 0, nil),
-		packet(DISCONNECT, 0, nil),
+		empty(PINGREQ), empty(PINGRESP),
+		empty(DISCONNECT),
 	}
 	want := []rec{
 		{Type: CONNECT, Size: 19, ClientID: "dev-1", KeepAlive: 30},
@@ -252,7 +207,7 @@ func TestFramerDropKeepsStreamValid(t *testing.T) {
 }
 
 func TestFramerDelayInsertsWaitAtPacketBoundary(t *testing.T) {
-	pong := packet(PINGRESP, 0, nil)
+	pong := empty(PINGRESP)
 	pub := publish("a", 0, false, false, 0, []byte("p"))
 	stream := bytes.Join([][]byte{pub, pong, pub}, nil)
 	delay := func(h *Header) Verdict {
@@ -281,7 +236,7 @@ func TestFramerFourByteRemainingLength(t *testing.T) {
 	if big[4]&0x80 != 0 || big[3]&0x80 == 0 {
 		t.Fatalf("test packet does not have a 4-byte remaining length: % x", big[:6])
 	}
-	stream := append(append([]byte{}, big...), packet(PINGREQ, 0, nil)...)
+	stream := append(append([]byte{}, big...), empty(PINGREQ)...)
 	var chunks [][]byte
 	for i := 0; i < len(stream); i += 65536 {
 		chunks = append(chunks, stream[i:min(i+65536, len(stream))])
@@ -298,13 +253,13 @@ func TestFramerFourByteRemainingLength(t *testing.T) {
 		t.Fatalf("headers:\n got %+v\nwant %+v", recs, want)
 	}
 	out, _, _, _ = run(chunks, 0, dropType(PUBLISH))
-	if !bytes.Equal(out, packet(PINGREQ, 0, nil)) {
+	if !bytes.Equal(out, empty(PINGREQ)) {
 		t.Fatalf("dropping the big PUBLISH left %d bytes, want only the PINGREQ", len(out))
 	}
 }
 
 func TestFramerLosesFramingOnGarbageAndPassesThrough(t *testing.T) {
-	ping := packet(PINGREQ, 0, nil)
+	ping := empty(PINGREQ)
 	cases := []struct {
 		name   string
 		stream []byte

@@ -8,43 +8,31 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
-// Type is an MQTT control packet type (the high nibble of the first byte).
-type Type byte
+// Type is an MQTT control packet type (the high nibble of the first byte):
+// the repository's one packet type, shared with the test kit's codec.
+type Type = mqttwire.Type
 
 // MQTT 3.1.1 control packet types (§2.2.1).
 const (
-	CONNECT     Type = 1
-	CONNACK     Type = 2
-	PUBLISH     Type = 3
-	PUBACK      Type = 4
-	PUBREC      Type = 5
-	PUBREL      Type = 6
-	PUBCOMP     Type = 7
-	SUBSCRIBE   Type = 8
-	SUBACK      Type = 9
-	UNSUBSCRIBE Type = 10
-	UNSUBACK    Type = 11
-	PINGREQ     Type = 12
-	PINGRESP    Type = 13
-	DISCONNECT  Type = 14
+	CONNECT     = mqttwire.CONNECT
+	CONNACK     = mqttwire.CONNACK
+	PUBLISH     = mqttwire.PUBLISH
+	PUBACK      = mqttwire.PUBACK
+	PUBREC      = mqttwire.PUBREC
+	PUBREL      = mqttwire.PUBREL
+	PUBCOMP     = mqttwire.PUBCOMP
+	SUBSCRIBE   = mqttwire.SUBSCRIBE
+	SUBACK      = mqttwire.SUBACK
+	UNSUBSCRIBE = mqttwire.UNSUBSCRIBE
+	UNSUBACK    = mqttwire.UNSUBACK
+	PINGREQ     = mqttwire.PINGREQ
+	PINGRESP    = mqttwire.PINGRESP
+	DISCONNECT  = mqttwire.DISCONNECT
 )
-
-var typeNames = [...]string{
-	"RESERVED0", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
-	"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "RESERVED15",
-}
-
-func (t Type) String() string {
-	if int(t) < len(typeNames) {
-		return typeNames[t]
-	}
-	return fmt.Sprintf("Type(%d)", byte(t))
-}
-
-// Valid reports whether t is a packet type MQTT 3.1.1 defines.
-func (t Type) Valid() bool { return t >= CONNECT && t <= DISCONNECT }
 
 // Errors that end framing. Once one occurs the stream is passed through
 // unparsed: a proxy cannot resynchronise on an unframed byte stream.
