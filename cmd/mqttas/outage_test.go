@@ -77,7 +77,7 @@ func TestRideThroughOutages(t *testing.T) {
 	progress(50)
 	fault("reset_peer on the next client→broker data", l.ResetPeer(ctx, 0, link.Upstream))
 	time.Sleep(400 * time.Millisecond)
-	fault("reset_peer cleared", l.Clear(ctx, link.KindResetPeer, link.Upstream))
+	fault("reset_peer cleared", l.Clear(ctx, link.VerbResetPeer, link.Upstream))
 	progress(80)
 	fault("blackhole both ways", l.Silent(ctx))
 	time.Sleep(2 * time.Second)

@@ -30,7 +30,7 @@ func Example() {
 	_ = l.Down(ctx)
 	_, err = net.Dial("tcp", l.Addr())
 	fmt.Println("while down, refused:", errors.Is(err, syscall.ECONNREFUSED))
-	fmt.Println("active:", l.Active()[0].Kind)
+	fmt.Println("active:", l.Active()[0].Verb)
 
 	_ = l.Heal(ctx)
 	c, err := net.Dial("tcp", l.Addr())

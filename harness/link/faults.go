@@ -11,32 +11,34 @@ import (
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
 )
 
-// Kind names a fault; each verb has one.
-type Kind string
+// Verb names what the link does to traffic: each fault verb of Link (Latency, Blackhole, ...) has one.
+// The harness's faults (harness/faults) are made of these.
+type Verb string
 
 const (
-	KindLatency   Kind = "latency"
-	KindBandwidth Kind = "bandwidth"
-	KindBlackhole Kind = "blackhole"
-	KindSlicer    Kind = "slicer"
-	KindSlowClose Kind = "slow_close"
-	KindLimitData Kind = "limit_data"
-	KindResetPeer Kind = "reset_peer"
-	KindDown      Kind = "down"
-	KindDrop      Kind = "drop"  // DropPackets rule
-	KindDelay     Kind = "delay" // DelayPackets rule
+	VerbLatency   Verb = "latency"
+	VerbBandwidth Verb = "bandwidth"
+	VerbBlackhole Verb = "blackhole"
+	VerbSlicer    Verb = "slicer"
+	VerbSlowClose Verb = "slow_close"
+	VerbLimitData Verb = "limit_data"
+	VerbResetPeer Verb = "reset_peer"
+	VerbDown      Verb = "down"
+	VerbDrop      Verb = "drop"  // DropPackets rule
+	VerbDelay     Verb = "delay" // DelayPackets rule
 )
 
-// Fault is an active fault, for timelines and failure dumps.
-type Fault struct {
-	Kind   Kind
+// Effect is one verb in force on the link (a toxic in one direction, a packet rule, or down), for
+// timelines and failure dumps.
+type Effect struct {
+	Verb   Verb
 	Dir    Direction // a single direction; Both for down
 	Detail string
 	Since  time.Time
 }
 
-func (f Fault) String() string {
-	s := fmt.Sprintf("%s %s", f.Kind, f.Dir.short())
+func (f Effect) String() string {
+	s := fmt.Sprintf("%s %s", f.Verb, f.Dir.short())
 	if f.Detail != "" {
 		s += " " + f.Detail
 	}
@@ -53,9 +55,9 @@ type toxicSpec struct {
 	attrs map[string]any
 }
 
-// toxicFault is a fault made of toxics in one direction.
+// toxicFault is an effect made of toxics in one direction.
 type toxicFault struct {
-	fault Fault
+	fault Effect
 	seq   int      // order of addition, for removal in reverse
 	names []string // toxics, in order of addition
 }
@@ -68,7 +70,7 @@ func (l *Link) Latency(ctx context.Context, d, jitter time.Duration, dir Directi
 	if d < 0 || jitter < 0 || jitter > d {
 		return fmt.Errorf("%w: latency %v jitter %v", ErrInvalid, d, jitter)
 	}
-	return l.addFault(ctx, KindLatency, dir, fmt.Sprintf("%v±%v", d, jitter),
+	return l.addFault(ctx, VerbLatency, dir, fmt.Sprintf("%v±%v", d, jitter),
 		toxicSpec{"latency", map[string]any{"latency": ceilMS(d), "jitter": ceilMS(jitter)}})
 }
 
@@ -78,7 +80,7 @@ func (l *Link) Bandwidth(ctx context.Context, kbPerSec int, dir Direction) error
 	if kbPerSec <= 0 {
 		return fmt.Errorf("%w: bandwidth %d KB/s (use Blackhole to stop traffic)", ErrInvalid, kbPerSec)
 	}
-	return l.addFault(ctx, KindBandwidth, dir, fmt.Sprintf("%dKB/s", kbPerSec),
+	return l.addFault(ctx, VerbBandwidth, dir, fmt.Sprintf("%dKB/s", kbPerSec),
 		toxicSpec{"bandwidth", map[string]any{"rate": kbPerSec}})
 }
 
@@ -89,7 +91,7 @@ func (l *Link) Bandwidth(ctx context.Context, kbPerSec int, dir Direction) error
 // connections, as toxiproxy does when a timeout toxic goes. Calling it again
 // while active does nothing.
 func (l *Link) Blackhole(ctx context.Context, dir Direction) error {
-	return l.addFault(ctx, KindBlackhole, dir, "",
+	return l.addFault(ctx, VerbBlackhole, dir, "",
 		toxicSpec{"timeout", map[string]any{"timeout": 0}},
 		toxicSpec{"slow_close", map[string]any{"delay": blackholeHold.Milliseconds()}})
 }
@@ -104,7 +106,7 @@ func (l *Link) Slicer(ctx context.Context, avg, variation int, delay time.Durati
 	if avg <= 0 || variation < 0 || variation >= avg || delay < 0 {
 		return fmt.Errorf("%w: slicer avg %d variation %d delay %v", ErrInvalid, avg, variation, delay)
 	}
-	return l.addFault(ctx, KindSlicer, dir, fmt.Sprintf("%d±%dB every %v", avg, variation, delay),
+	return l.addFault(ctx, VerbSlicer, dir, fmt.Sprintf("%d±%dB every %v", avg, variation, delay),
 		toxicSpec{"slicer", map[string]any{"average_size": avg, "size_variation": variation, "delay": delay.Microseconds()}})
 }
 
@@ -113,7 +115,7 @@ func (l *Link) SlowClose(ctx context.Context, d time.Duration, dir Direction) er
 	if d < 0 {
 		return fmt.Errorf("%w: slow close %v", ErrInvalid, d)
 	}
-	return l.addFault(ctx, KindSlowClose, dir, d.String(),
+	return l.addFault(ctx, VerbSlowClose, dir, d.String(),
 		toxicSpec{"slow_close", map[string]any{"delay": ceilMS(d)}})
 }
 
@@ -123,7 +125,7 @@ func (l *Link) LimitData(ctx context.Context, n int64, dir Direction) error {
 	if n < 0 {
 		return fmt.Errorf("%w: limit %d bytes", ErrInvalid, n)
 	}
-	return l.addFault(ctx, KindLimitData, dir, fmt.Sprintf("%dB", n),
+	return l.addFault(ctx, VerbLimitData, dir, fmt.Sprintf("%dB", n),
 		toxicSpec{"limit_data", map[string]any{"bytes": n}})
 }
 
@@ -136,7 +138,7 @@ func (l *Link) ResetPeer(ctx context.Context, after time.Duration, dir Direction
 	if after < 0 {
 		return fmt.Errorf("%w: reset after %v", ErrInvalid, after)
 	}
-	return l.addFault(ctx, KindResetPeer, dir, "after "+after.String(),
+	return l.addFault(ctx, VerbResetPeer, dir, "after "+after.String(),
 		toxicSpec{"reset_peer", map[string]any{"timeout": ceilMS(after)}})
 }
 
@@ -145,19 +147,19 @@ func ceilMS(d time.Duration) int64 { return int64((d + time.Millisecond - 1) / t
 // addFault installs the toxics of a fault in each direction of dir,
 // replacing the same fault there (remove, then add: updating toxics in
 // place races with traffic in toxiproxy 2.12).
-func (l *Link) addFault(ctx context.Context, kind Kind, dir Direction, detail string, specs ...toxicSpec) error {
+func (l *Link) addFault(ctx context.Context, kind Verb, dir Direction, detail string, specs ...toxicSpec) error {
 	if !dir.valid() {
 		return fmt.Errorf("%w: direction %v", ErrInvalid, dir)
 	}
 	return l.do(ctx, string(kind), func() error {
 		for _, d := range dir.each() {
-			if kind == KindBlackhole && l.find(kind, d) != nil {
+			if kind == VerbBlackhole && l.find(kind, d) != nil {
 				continue // already silent; replacing would close connections
 			}
 			if err := l.removeFault(ctx, kind, d); err != nil {
 				return err
 			}
-			tf := &toxicFault{fault: Fault{Kind: kind, Dir: d, Detail: detail, Since: time.Now()}}
+			tf := &toxicFault{fault: Effect{Verb: kind, Dir: d, Detail: detail, Since: time.Now()}}
 			for _, s := range specs {
 				name := fmt.Sprintf("%s-%s-%s", kind, s.typ, d.stream())
 				body, err := json.Marshal(map[string]any{
@@ -184,11 +186,11 @@ func (l *Link) addFault(ctx context.Context, kind Kind, dir Direction, detail st
 }
 
 // find returns the fault of kind in the single direction d, or nil.
-func (l *Link) find(kind Kind, d Direction) *toxicFault {
+func (l *Link) find(kind Verb, d Direction) *toxicFault {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, tf := range l.faults {
-		if tf.fault.Kind == kind && tf.fault.Dir == d {
+		if tf.fault.Verb == kind && tf.fault.Dir == d {
 			return tf
 		}
 	}
@@ -197,7 +199,7 @@ func (l *Link) find(kind Kind, d Direction) *toxicFault {
 
 // removeFault removes the fault of kind in the single direction d, if any.
 // Called from an operation goroutine.
-func (l *Link) removeFault(ctx context.Context, kind Kind, d Direction) error {
+func (l *Link) removeFault(ctx context.Context, kind Verb, d Direction) error {
 	tf := l.find(kind, d)
 	if tf == nil {
 		return nil
@@ -232,37 +234,37 @@ func (l *Link) removeAll() error {
 	l.mu.Unlock()
 	slices.SortFunc(all, func(a, b *toxicFault) int { return b.seq - a.seq })
 	for _, tf := range all {
-		if err := l.removeFault(context.Background(), tf.fault.Kind, tf.fault.Dir); err != nil {
+		if err := l.removeFault(context.Background(), tf.fault.Verb, tf.fault.Dir); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Clear removes one kind of fault in dir. Clearing KindDown brings the link
-// Up; KindDrop and KindDelay remove packet rules. Clearing a blackhole closes
+// Clear removes one verb's effect in dir. Clearing VerbDown brings the link
+// Up; VerbDrop and VerbDelay remove packet rules. Clearing a blackhole closes
 // the connections it affected.
-func (l *Link) Clear(ctx context.Context, kind Kind, dir Direction) error {
+func (l *Link) Clear(ctx context.Context, verb Verb, dir Direction) error {
 	if !dir.valid() {
 		return fmt.Errorf("%w: direction %v", ErrInvalid, dir)
 	}
-	switch kind {
-	case KindDown:
+	switch verb {
+	case VerbDown:
 		return l.Up(ctx)
-	case KindDrop, KindDelay:
+	case VerbDrop, VerbDelay:
 		if err := l.checkOpen(); err != nil {
 			return err
 		}
 		action := mqttframe.Drop
-		if kind == KindDelay {
+		if verb == VerbDelay {
 			action = mqttframe.Delay
 		}
 		l.eng.clearRules(dir, action)
 		return nil
 	}
-	return l.do(ctx, "clear "+string(kind), func() error {
+	return l.do(ctx, "clear "+string(verb), func() error {
 		for _, d := range dir.each() {
-			if err := l.removeFault(ctx, kind, d); err != nil {
+			if err := l.removeFault(ctx, verb, d); err != nil {
 				return err
 			}
 		}
@@ -286,18 +288,18 @@ func (l *Link) Heal(ctx context.Context) error {
 	})
 }
 
-// Active lists the current faults, oldest first.
-func (l *Link) Active() []Fault {
+// Active lists the effects in force, oldest first.
+func (l *Link) Active() []Effect {
 	l.mu.Lock()
-	var out []Fault
+	var out []Effect
 	for _, tf := range l.faults {
 		out = append(out, tf.fault)
 	}
 	if !l.down.IsZero() {
-		out = append(out, Fault{Kind: KindDown, Dir: Both, Since: l.down})
+		out = append(out, Effect{Verb: VerbDown, Dir: Both, Since: l.down})
 	}
 	l.mu.Unlock()
 	out = append(out, l.eng.activeRules()...)
-	slices.SortStableFunc(out, func(a, b Fault) int { return a.Since.Compare(b.Since) })
+	slices.SortStableFunc(out, func(a, b Effect) int { return a.Since.Compare(b.Since) })
 	return out
 }

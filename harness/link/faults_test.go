@@ -56,10 +56,10 @@ func TestLatencyAddsToRoundTrip(t *testing.T) {
 	if rtt := roundTrip(t, c, "both ways"); rtt < 2*d-10*time.Millisecond {
 		t.Fatalf("latency %v each way (jitter 10ms): round trip %v", d, rtt)
 	}
-	if got := l.Active(); len(got) != 2 || got[0].Kind != link.KindLatency || got[0].Dir != link.Downstream || got[1].Dir != link.Upstream {
+	if got := l.Active(); len(got) != 2 || got[0].Verb != link.VerbLatency || got[0].Dir != link.Downstream || got[1].Dir != link.Upstream {
 		t.Fatalf("Active() = %v", got)
 	}
-	if err := l.Clear(ctxT(t), link.KindLatency, link.Both); err != nil {
+	if err := l.Clear(ctxT(t), link.VerbLatency, link.Both); err != nil {
 		t.Fatal(err)
 	}
 	if rtt := fastestRoundTrip(t, c, "cleared"); rtt >= d {
@@ -165,7 +165,7 @@ func TestSilentPeerIsHalfOpenBothWays(t *testing.T) {
 	expectSilence(t, c, time.Second)
 	<-done
 	act := l.Active()
-	if len(act) != 2 || act[0].Kind != link.KindBlackhole || act[1].Kind != link.KindBlackhole {
+	if len(act) != 2 || act[0].Verb != link.VerbBlackhole || act[1].Verb != link.VerbBlackhole {
 		t.Fatalf("Active() = %v", act)
 	}
 	// Calling it again keeps the connection (replacing would close it).
@@ -213,7 +213,7 @@ func TestDownRefusesAndUpAcceptsAtSameAddress(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", addr, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial while down: %v, want ECONNREFUSED", err)
 	}
-	if act := l.Active(); len(act) != 1 || act[0].Kind != link.KindDown {
+	if act := l.Active(); len(act) != 1 || act[0].Verb != link.VerbDown {
 		t.Fatalf("Active() = %v", act)
 	}
 	if err := l.Up(ctxT(t)); err != nil {

@@ -168,7 +168,7 @@ func TestDroppedPubacksNeverReachTheClient(t *testing.T) {
 	if err := l.DropPackets(link.Downstream, mqttframe.PUBACK, 1); err != nil {
 		t.Fatal(err)
 	}
-	if act := l.Active(); len(act) != 1 || act[0].Kind != link.KindDrop || !strings.Contains(act[0].Detail, "PUBACK next 1") {
+	if act := l.Active(); len(act) != 1 || act[0].Verb != link.VerbDrop || !strings.Contains(act[0].Detail, "PUBACK next 1") {
 		t.Fatalf("Active() = %v", act)
 	}
 	m.send(mqttwire.Publish{Topic: "drop/a", QoS: 1, ID: 7, Payload: []byte("x")}.Bytes(), mqttwire.Publish{Topic: "drop/a", QoS: 1, ID: 8, Payload: []byte("x")}.Bytes())

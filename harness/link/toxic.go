@@ -238,11 +238,11 @@ func (e *engine) clearRules(dir Direction, action mqttframe.Action) {
 	}
 }
 
-// activeRules lists the rules as faults.
-func (e *engine) activeRules() []Fault {
+// activeRules lists the rules as effects.
+func (e *engine) activeRules() []Effect {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []Fault
+	var out []Effect
 	for _, d := range Both.each() {
 		for t, r := range e.rules[d.index()] {
 			switch r.action {
@@ -251,9 +251,9 @@ func (e *engine) activeRules() []Fault {
 				if r.left > 0 {
 					n = fmt.Sprintf("next %d", r.left)
 				}
-				out = append(out, Fault{Kind: KindDrop, Dir: d, Detail: fmt.Sprintf("%v %s", mqttframe.Type(t), n), Since: r.since})
+				out = append(out, Effect{Verb: VerbDrop, Dir: d, Detail: fmt.Sprintf("%v %s", mqttframe.Type(t), n), Since: r.since})
 			case mqttframe.Delay:
-				out = append(out, Fault{Kind: KindDelay, Dir: d, Detail: fmt.Sprintf("%v by %v", mqttframe.Type(t), r.delay), Since: r.since})
+				out = append(out, Effect{Verb: VerbDelay, Dir: d, Detail: fmt.Sprintf("%v by %v", mqttframe.Type(t), r.delay), Since: r.since})
 			}
 		}
 	}

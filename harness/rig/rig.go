@@ -238,7 +238,7 @@ func (r *Rig) Dump(ctx context.Context) string {
 	res := r.Ledger.Check()
 	fmt.Fprintf(&b, "== verdict\n%s\n", res.Summary())
 	fmt.Fprintf(&b, "== timeline\n%s\n", r.Timeline.String())
-	fmt.Fprintf(&b, "== active faults: %v\n", r.Link.Active())
+	fmt.Fprintf(&b, "== active on the link: %v\n", r.Link.Active())
 	fmt.Fprintf(&b, "== tap (last packets)\n%s\n", tail(r.Link.Tap().String(), 60))
 	if logs, err := r.Broker.Logs(ctx); err == nil {
 		fmt.Fprintf(&b, "== broker log (%s)\n%s\n", r.Broker.Kind(), tail(logs, 40))
