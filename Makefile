@@ -6,9 +6,13 @@ GO ?= go
 export PATH := $(PATH):/usr/sbin
 # Ryuk (testcontainers' reaper) cannot be pulled here; the harness cleans up itself.
 export TESTCONTAINERS_RYUK_DISABLED := true
+# The client is a Go module of its own with no requirements (mqttas/go.mod); the root module (the harness, the
+# commands, the scenarios) uses it through a replace. ./... at the root stops at mqttas/, so vet, unit and fuzz
+# also run inside it.
+CLIENT_MODULE := mqttas
 FUZZTIME ?= 60s
 # Fuzz targets: package:target pairs. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME.
-FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/ledger:FuzzReadJSONL ./harness/link/mqttframe:FuzzFramer \
+FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./mqttas:FuzzTopicChecks ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/ledger:FuzzReadJSONL ./harness/link/mqttframe:FuzzFramer \
   ./harness/clients/procclient:FuzzDecodeEvent ./internal/mqttwire:FuzzDecode
 FUZZTIME_SHORT ?= 5s
 
@@ -33,11 +37,16 @@ deps:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -C $(CLIENT_MODULE) ./...
+	@# Every tracked Go file of both modules.
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
-	@# The client stays light: the mqttas package imports only the standard library.
-	@ext=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./mqttas | grep -v '^github.com/mqttas/mqttas-go/mqttas$$' || true); \
+	@# The client stays light: the mqttas package imports only the standard library...
+	@ext=$$($(GO) list -C $(CLIENT_MODULE) -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./... | grep -v '^github.com/mqttas/mqttas-go/mqttas$$' || true); \
 	  if [ -n "$$ext" ]; then echo "mqttas imports non-standard packages: $$ext"; exit 1; fi
+	@# ...and its module requires nothing: go mod graph lists only the go and toolchain versions every module has.
+	@req=$$(cd $(CLIENT_MODULE) && $(GO) mod graph | grep -v -e ' go@' -e ' toolchain@' || true); \
+	  if [ -n "$$req" ]; then echo "the mqttas module requires other modules:"; echo "$$req"; exit 1; fi
 
 # With a Docker engine, build the broker image once up front, so parallel test packages do not each build it.
 broker-image: deps
@@ -45,6 +54,7 @@ broker-image: deps
 
 unit: deps broker-image
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /scenarios)
+	$(GO) test -C $(CLIENT_MODULE) -race -count=1 ./...
 
 # Writes JUnit and JSON reports under reports/scenarios/.
 scenarios: deps broker-image
@@ -57,15 +67,17 @@ fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 # Under heavy load Go's fuzz engine can report "context deadline exceeded" while starting its workers, with no
-# failing input: that one case is run once more; any failing input fails at once.
+# failing input: that one case is run once more; any failing input fails at once. Go fuzzes only packages of the
+# main module, so a target under mqttas/ runs inside the client's module.
 fuzz:
 	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
-	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  pkg=$${t%%:*}; name=$${t##*:}; dir=.; rel=$$pkg; \
+	  case $$pkg in ./$(CLIENT_MODULE)|./$(CLIENT_MODULE)/*) dir=$(CLIENT_MODULE); rel=.$${pkg#./$(CLIENT_MODULE)};; esac; \
 	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
-	  out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { \
+	  out=$$($(GO) test -C $$dir -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$rel 2>&1) || { \
 	    if echo "$$out" | grep -q 'context deadline exceeded' && ! echo "$$out" | grep -q 'Failing input written'; then \
 	      echo "fuzz $$pkg $$name: the fuzz engine timed out under load without a failing input; once more"; \
-	      out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+	      out=$$($(GO) test -C $$dir -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$rel 2>&1) || { echo "$$out"; exit 1; }; \
 	    else echo "$$out"; exit 1; fi; }; \
 	  echo "$$out" | tail -n 3; \
 	done

@@ -8,6 +8,7 @@ require (
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/moby/moby/api v1.56.1
 	github.com/moby/moby/client v0.6.2
+	github.com/mqttas/mqttas-go/mqttas v0.0.0
 	github.com/onsi/ginkgo/v2 v2.34.0
 	github.com/onsi/gomega v1.44.0
 	github.com/rs/zerolog v1.35.1
@@ -86,3 +87,6 @@ require (
 )
 
 tool github.com/onsi/ginkgo/v2/ginkgo
+
+// The client is its own module (no requirements), developed in this tree.
+replace github.com/mqttas/mqttas-go/mqttas => ./mqttas
