@@ -11,6 +11,9 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromi
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 # drivers/python/driver.py: Debian's python3 with its paho-mqtt.
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need+=(python3 python3-paho-mqtt)
+# drivers/node/driver.js: node with Debian's MQTT.js.
+[ -x /usr/bin/node ] || need+=(nodejs)
+[ -e /usr/share/nodejs/mqtt/package.json ] || need+=(node-mqtt)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

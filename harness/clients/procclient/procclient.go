@@ -843,3 +843,11 @@ func (t *tailBuffer) String() string {
 func Python(driversDir string) Config {
 	return Config{Name: "python", Command: []string{"/usr/bin/python3", filepath.Join(driversDir, "python", "driver.py")}}
 }
+
+// Node is the configuration for drivers/node/driver.js (MQTT.js) under node,
+// with Debian's node-mqtt on NODE_PATH, given the repository's drivers
+// directory.
+func Node(driversDir string) Config {
+	return Config{Name: "node", Command: []string{"/usr/bin/node", filepath.Join(driversDir, "node", "driver.js")},
+		Env: []string{"NODE_PATH=/usr/share/nodejs"}}
+}

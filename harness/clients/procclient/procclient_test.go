@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,10 @@ const driversDir = "../../../drivers"
 
 func TestConformancePython(t *testing.T) {
 	conformance(t, Python(driversDir))
+}
+
+func TestConformanceNode(t *testing.T) {
+	conformance(t, Node(driversDir))
 }
 
 // conformance runs the suite and then checks that every Close returned nil:
@@ -65,25 +70,36 @@ func (c *checkedClose) Close() error {
 	return err
 }
 
-// TestPythonHello checks what the Python driver says about itself.
-func TestPythonHello(t *testing.T) {
-	m := clientstest.StartMosquitto(t)
-	c, err := New(clients.Options{Addr: m.Addr, ClientID: "hello"}, Python(driversDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := c.Hello()
-	if h.Protocol != ProtocolVersion || h.Library != "paho-mqtt" || !strings.HasPrefix(h.Version, "1.") ||
-		!h.Has(CapDup) || !h.Has(CapSessionPresent) {
-		t.Fatalf("hello = %+v", h)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
+// TestDriverHello checks what each driver says about itself.
+func TestDriverHello(t *testing.T) {
+	for _, tc := range []struct {
+		cfg             Config
+		library, prefix string
+		caps            []string
+	}{
+		{Python(driversDir), "paho-mqtt", "1.", []string{CapDup, CapSessionPresent}},
+		{Node(driversDir), "mqtt.js", "4.", []string{CapDup, CapSessionPresent}},
+	} {
+		t.Run(tc.cfg.Name, func(t *testing.T) {
+			m := clientstest.StartMosquitto(t)
+			c, err := New(clients.Options{Addr: m.Addr, ClientID: "hello"}, tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := c.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h := c.Hello()
+			if h.Protocol != ProtocolVersion || h.Library != tc.library || !strings.HasPrefix(h.Version, tc.prefix) ||
+				!slices.Equal(h.Capabilities, tc.caps) {
+				t.Fatalf("hello = %+v", h)
+			}
+			if err := c.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		})
 	}
 }
 
