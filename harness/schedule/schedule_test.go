@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -376,6 +377,68 @@ func TestRecordRoundTrip(t *testing.T) {
 	for _, f := range []faults.Fault{faults.Reset{}, faults.BrokerRestart{}, faults.Slicer{}} {
 		if _, err := Record(entries, RecordOptions{Fault: f}); err == nil {
 			t.Errorf("record as %s accepted", f)
+		}
+	}
+}
+
+// Every registered fault can be written in a trace and read back, with its default parameters and with
+// drawn ones: a new fault's file is all a trace needs.
+func TestEveryFaultInATrace(t *testing.T) {
+	s := &Schedule{Name: "all"}
+	at := time.Second
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, proto := range faults.All() {
+		for _, f := range []faults.Fault{proto, proto.Draw(r)} {
+			e := Entry{At: at, Fault: f}
+			if !f.OneShot() {
+				e.Duration = time.Second
+			}
+			s.Faults = append(s.Faults, e)
+			at += 2 * time.Second
+		}
+	}
+	roundTrip(t, s)
+	b, err := Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range faults.Names() {
+		if !strings.Contains(string(b), "fault: "+name+"\n") && !strings.Contains(string(b), "fault: "+name+",") {
+			t.Errorf("the trace does not name %s:\n%s", name, b)
+		}
+	}
+}
+
+// traces/README.md's table of faults lists every registered fault, each with its default parameters.
+func TestTracesReadmeListsEveryFault(t *testing.T) {
+	b, err := os.ReadFile("../../traces/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{} // fault → its params cell
+	for line := range strings.Lines(string(b)) {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		name := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		if !strings.HasSuffix(name, ".yaml") {
+			rows[name] = cells[2]
+		}
+	}
+	var names []string
+	for n := range rows {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, faults.Names()) {
+		t.Fatalf("the README lists %v, the registry holds %v", names, faults.Names())
+	}
+	for _, f := range faults.All() {
+		for k, v := range faults.Params(f) {
+			if !strings.Contains(rows[f.Name()], "`"+k+": "+v+"`") {
+				t.Errorf("the README's %s row does not give `%s: %s`: %s", f.Name(), k, v, rows[f.Name()])
+			}
 		}
 	}
 }
