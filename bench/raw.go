@@ -3,13 +3,12 @@ package bench
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"time"
+
+	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
 // RawName names the floor in the qos 1 sequential measurement: a publisher and a subscriber that are no
@@ -31,108 +30,69 @@ func rawDial(ctx context.Context, addr, id string) (*rawConn, error) {
 		return nil, err
 	}
 	r := &rawConn{c: c, br: bufio.NewReaderSize(c, 32<<10)}
-	// CONNECT: protocol "MQTT" level 4, clean session, keepalive 0 (no pings needed).
-	var body []byte
-	body = appendString(body, "MQTT")
-	body = append(body, 4, 0x02, 0, 0)
-	body = appendString(body, id)
-	if err := r.write(0x10, body); err != nil {
+	// Clean session, keepalive 0 (no pings needed).
+	if err := r.write(mqttwire.Connect{ClientID: id, CleanSession: true}.Packet()); err != nil {
 		c.Close()
 		return nil, err
 	}
-	typ, b, err := r.read()
-	if err != nil || typ != 0x20 || len(b) != 2 || b[1] != 0 {
+	p, err := r.read()
+	if err == nil {
+		var ack mqttwire.Connack
+		if ack, err = p.Connack(); err == nil && ack.Code != 0 {
+			err = fmt.Errorf("return code %d", ack.Code)
+		}
+	}
+	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("raw connect: type %#x body %v: %v", typ, b, err)
+		return nil, fmt.Errorf("raw connect: %w", err)
 	}
 	return r, nil
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-func appendLength(b []byte, n int) []byte {
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
-// write sends one packet with the given first byte and body.
-func (r *rawConn) write(first byte, body []byte) error {
-	r.buf = append(r.buf[:0], first)
-	r.buf = appendLength(r.buf, len(body))
-	r.buf = append(r.buf, body...)
+// write sends one packet.
+func (r *rawConn) write(p mqttwire.Packet) error {
+	r.buf = p.Append(r.buf[:0])
 	_, err := r.c.Write(r.buf)
 	return err
 }
 
-// read returns the next packet's first byte and body (valid until the next read).
-func (r *rawConn) read() (byte, []byte, error) {
-	first, err := r.br.ReadByte()
-	if err != nil {
-		return 0, nil, err
+// read returns the next packet (its body valid until the next read or write).
+func (r *rawConn) read() (mqttwire.Packet, error) {
+	p, err := mqttwire.ReadInto(r.br, r.buf)
+	if err == nil && cap(p.Body) > cap(r.buf) {
+		r.buf = p.Body[:0] // keep the larger buffer
 	}
-	n, mult := 0, 1
-	for i := 0; ; i++ {
-		b, err := r.br.ReadByte()
-		if err != nil {
-			return 0, nil, err
-		}
-		n += int(b&0x7f) * mult
-		if b&0x80 == 0 {
-			break
-		}
-		if mult <<= 7; i == 3 {
-			return 0, nil, errors.New("raw: bad remaining length")
-		}
-	}
-	if cap(r.buf) < n {
-		r.buf = make([]byte, n)
-	}
-	body := r.buf[:n]
-	_, err = io.ReadFull(r.br, body)
-	return first, body, err
+	return p, err
 }
 
 func (r *rawConn) subscribe(topic string) error {
-	body := binary.BigEndian.AppendUint16(nil, 1)
-	body = appendString(body, topic)
-	body = append(body, 1)
-	if err := r.write(0x82, body); err != nil {
+	if err := r.write(mqttwire.Subscribe{ID: 1, Filters: []mqttwire.Subscription{{Filter: topic, QoS: 1}}}.Packet()); err != nil {
 		return err
 	}
-	typ, b, err := r.read()
-	if err != nil || typ != 0x90 || len(b) != 3 || b[2] > 1 {
-		return fmt.Errorf("raw subscribe: type %#x body %v: %v", typ, b, err)
+	p, err := r.read()
+	if err == nil {
+		var ack mqttwire.Suback
+		if ack, err = p.Suback(); err == nil && (len(ack.Codes) != 1 || ack.Codes[0] > 1) {
+			err = fmt.Errorf("return codes % x", ack.Codes)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("raw subscribe: %w", err)
 	}
 	return nil
 }
 
 // publish1 sends a qos 1 PUBLISH and reads until its PUBACK.
 func (r *rawConn) publish1(topic string, payload []byte, id uint16) error {
-	body := make([]byte, 0, 4+len(topic)+len(payload))
-	body = appendString(body, topic)
-	body = binary.BigEndian.AppendUint16(body, id)
-	body = append(body, payload...)
-	if err := r.write(0x32, body); err != nil {
+	if err := r.write(mqttwire.Publish{Topic: topic, QoS: 1, ID: id, Payload: payload}.Packet()); err != nil {
 		return err
 	}
 	for {
-		typ, b, err := r.read()
+		p, err := r.read()
 		if err != nil {
 			return err
 		}
-		if typ == 0x40 && len(b) == 2 && binary.BigEndian.Uint16(b) == id {
+		if got, err := p.Ack(); p.Type == mqttwire.PUBACK && err == nil && got == id {
 			return nil
 		}
 	}
@@ -141,26 +101,23 @@ func (r *rawConn) publish1(topic string, payload []byte, id uint16) error {
 // serve reads PUBLISH packets, hands their payloads to onMessage and acknowledges qos 1 ones, until the
 // connection fails.
 func (r *rawConn) serve(onMessage func([]byte)) {
-	ack := make([]byte, 4)
+	var ack []byte
 	for {
-		first, b, err := r.read()
+		p, err := r.read()
 		if err != nil {
 			return
 		}
-		if first>>4 != 3 || len(b) < 2 {
+		m, err := p.Publish()
+		if err != nil {
 			continue
 		}
-		tl := int(binary.BigEndian.Uint16(b))
-		rest := b[2+tl:]
-		if qos := first >> 1 & 3; qos > 0 {
-			id := rest[:2]
-			rest = rest[2:]
-			ack[0], ack[1], ack[2], ack[3] = 0x40, 2, id[0], id[1]
+		if m.QoS > 0 {
+			ack = mqttwire.Ack(mqttwire.PUBACK, m.ID).Append(ack[:0])
 			if _, err := r.c.Write(ack); err != nil {
 				return
 			}
 		}
-		onMessage(rest)
+		onMessage(m.Payload)
 	}
 }
 

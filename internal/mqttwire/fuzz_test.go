@@ -46,7 +46,7 @@ func FuzzDecode(f *testing.F) {
 		if n > len(b) || n < 2+len(p.Body) || n > 5+len(p.Body) {
 			t.Fatalf("size %d for a body of %d in %d bytes", n, len(p.Body), len(b))
 		}
-		if rerr != nil || !reflect.DeepEqual(rp, p) {
+		if rerr != nil || !samePacket(rp, p) {
 			t.Fatalf("Read: %v, %v; Decode: %v", rp, rerr, p)
 		}
 		enc := p.Bytes()
@@ -54,11 +54,16 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoded to %d bytes, more than the %d read", len(enc), n)
 		}
 		q, m, err := Decode(enc)
-		if err != nil || m != len(enc) || !reflect.DeepEqual(q, p) {
+		if err != nil || m != len(enc) || !samePacket(q, p) {
 			t.Fatalf("re-decoded %v (%d of %d bytes, %v), want %v", q, m, len(enc), err, p)
 		}
 		typed(t, p)
 	})
+}
+
+// samePacket: an empty Body is the same packet whether nil or not.
+func samePacket(a, b Packet) bool {
+	return a.Type == b.Type && a.Flags == b.Flags && bytes.Equal(a.Body, b.Body)
 }
 
 // typed checks each typed decoder that accepts p against its encoder.
@@ -82,12 +87,12 @@ func typed(t *testing.T, p Packet) {
 	}
 	if v, err := p.Publish(); err == nil {
 		same("Publish", v.Packet(), func(q Packet) (any, error) { return q.Publish() }, v)
-		if !reflect.DeepEqual(v.Packet(), p) {
+		if !samePacket(v.Packet(), p) {
 			t.Fatalf("Publish %+v encodes to %v, read %v", v, v.Packet(), p)
 		}
 	}
 	if id, err := p.Ack(); err == nil {
-		if Ack(p.Type, id).ID() != id || !reflect.DeepEqual(Ack(p.Type, id), p) {
+		if Ack(p.Type, id).ID() != id || !samePacket(Ack(p.Type, id), p) {
 			t.Fatalf("Ack %v %d encodes to %v, read %v", p.Type, id, Ack(p.Type, id), p)
 		}
 	}

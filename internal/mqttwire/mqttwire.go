@@ -183,7 +183,12 @@ type Reader interface {
 // Read reads one packet from r into a fresh Body. Bytes that end inside the
 // packet fail with an error matching both ErrShort and io.ErrUnexpectedEOF;
 // io.EOF before the first byte is returned as it is.
-func Read(r Reader) (Packet, error) {
+func Read(r Reader) (Packet, error) { return ReadInto(r, nil) }
+
+// ReadInto is Read with the Body in buf when it fits (buf[:len(Body)]), so
+// that a loop reading packets one at a time need not allocate: the Body is
+// then valid only until buf is used again.
+func ReadInto(r Reader, buf []byte) (Packet, error) {
 	first, err := r.ReadByte()
 	if err != nil {
 		return Packet{}, err
@@ -207,7 +212,11 @@ func Read(r Reader) (Packet, error) {
 			break
 		}
 	}
-	body := make([]byte, n)
+	body := buf[:0]
+	if cap(body) < n {
+		body = make([]byte, n)
+	}
+	body = body[:n]
 	if _, err := io.ReadFull(r, body); err != nil {
 		return Packet{}, short(err)
 	}

@@ -218,3 +218,17 @@ func TestIDOfPacketsWithout(t *testing.T) {
 		t.Errorf("reserved types: %q, valid %v", s, Type(15).Valid())
 	}
 }
+
+func TestReadIntoReusesTheBuffer(t *testing.T) {
+	stream := bytes.Join([][]byte{Ack(PUBACK, 1).Bytes(), Publish{Topic: "t", Payload: bytes.Repeat([]byte{'x'}, 100)}.Bytes()}, nil)
+	r := bufio.NewReader(bytes.NewReader(stream))
+	buf := make([]byte, 16)
+	p, err := ReadInto(r, buf)
+	if err != nil || p.ID() != 1 || &p.Body[0] != &buf[0] {
+		t.Fatalf("a packet that fits: %v, %v, in buf %v", p, err, err == nil && &p.Body[0] == &buf[0])
+	}
+	p, err = ReadInto(r, buf)
+	if err != nil || len(p.Body) != 103 || buf[0] != 0 {
+		t.Fatalf("a packet larger than buf: %d bytes, %v; buf[0] %d", len(p.Body), err, buf[0])
+	}
+}
