@@ -177,7 +177,7 @@ func scenarios() []scenario {
 		}})
 	}
 	return append(out, []scenario{
-		{"puback-loss+reset", "qos 1 at 100 msg/s; PUBACKs to the client dropped for 3 s, and the link reset 1 s into it", func(ctx context.Context, e *env) (Verdict, error) {
+		{"drop-pubacks+reset", "qos 1 at 100 msg/s; PUBACKs to the client dropped for 3 s, and the link reset 1 s into it", func(ctx context.Context, e *env) (Verdict, error) {
 			return e.traffic(ctx, 1, 10*time.Millisecond, func(ctx context.Context) (time.Time, time.Time, error) {
 				drop, err := e.r.Inject(ctx, faults.DropPubacks{})
 				if err != nil {

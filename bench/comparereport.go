@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mqttas/mqttas-go/harness/faults"
 )
 
 // GapCheck is one of paho's known gaps (from reading its code and its issue tracker), checked against what a scenario
@@ -30,7 +32,7 @@ func gapDefs() []gapDef {
 					v.FalseSuccesses, v.Acked, v.FalseSuccessesWhileDown)
 				return v.FalseSuccessesWhileDown > 0, ev
 			}},
-		{"E2 (#563, #458): after a reconnect a stored qos 1 publication reports success before its PUBACK", "puback-loss+reset",
+		{"E2 (#563, #458): after a reconnect a stored qos 1 publication reports success before its PUBACK", "drop-pubacks+reset",
 			func(v Verdict) (bool, string) {
 				if v.SuccessWithoutPuback < 0 {
 					return false, "not measurable (tap overflowed)"
@@ -120,7 +122,9 @@ const PubackLossSlack = 250 * time.Millisecond
 // dropsPubacks reports whether a scenario's fault drops PUBACKs to the client. While only PUBACKs are
 // lost the connection stays valid, so a client learns that the fault has healed only from the PUBACK of
 // its next DUP re-send, which comes up to ResponseTime after the heal.
-func dropsPubacks(scenario string) bool { return strings.HasPrefix(scenario, "puback-loss") }
+func dropsPubacks(scenario string) bool {
+	return strings.HasPrefix(scenario, faults.DropPubacks{}.Name())
+}
 
 // compareGoals judges mqttas against the delivery and recovery goals over every scenario and round. A
 // goal is met only when at least one run shows it and no run it applies to failed; s gives the

@@ -67,9 +67,9 @@ func testCompareReport() *CompareReport {
 				Duplicates: round - 1, Outages: 1, DetectionMS: f(0.5), RecoveryMS: f(float64(400 * round)), SuccessWithoutPuback: 0, SuccessNeverSent: -1},
 			Verdict{Scenario: "reset", Client: Paho, Round: round, QoS: 1, Attempted: 500, Acked: 500, Delivered: 500,
 				Outages: 1, DetectionMS: f(0.7), RecoveryMS: f(898), ErrorButDelivered: 1, SuccessWithoutPuback: 0, SuccessNeverSent: -1},
-			Verdict{Scenario: "puback-loss", Client: MQTTAS, Round: round, QoS: 1, Attempted: 600, Acked: 600, Delivered: 600,
+			Verdict{Scenario: "drop-pubacks", Client: MQTTAS, Round: round, QoS: 1, Attempted: 600, Acked: 600, Delivered: 600,
 				Duplicates: 2, RecoveryMS: f(float64(700 + 600*round)), SuccessWithoutPuback: 0, SuccessNeverSent: -1},
-			Verdict{Scenario: "puback-loss", Client: Paho, Round: round, QoS: 1, Attempted: 300, Acked: 100, Delivered: 300,
+			Verdict{Scenario: "drop-pubacks", Client: Paho, Round: round, QoS: 1, Attempted: 300, Acked: 100, Delivered: 300,
 				Stalled: true, Notes: []string{"no publication completed within 6s of the heal"}, SuccessWithoutPuback: 0, SuccessNeverSent: -1},
 			Verdict{Scenario: "qos0-down", Client: Paho, Round: round, QoS: 0, Attempted: 1000, Acked: 1000, Delivered: 400, Lost: 600,
 				FalseSuccesses: 600, FalseSuccessesWhileDown: 550, Outages: 1, SuccessWithoutPuback: -1, SuccessNeverSent: 500})
@@ -333,19 +333,19 @@ func TestCompareRecoveryGoals(t *testing.T) {
 	const conn, puback = "recovery ≤ 1 s after every fault that breaks the connection", "recovery after PUBACK loss ≤ ResponseTime + 250ms = 2.25s"
 	vs := []Verdict{
 		{Scenario: "reset", Client: MQTTAS, Round: 1, QoS: 1, RecoveryMS: f(900)},
-		{Scenario: "puback-loss", Client: MQTTAS, Round: 1, QoS: 1, RecoveryMS: f(1900)},
-		{Scenario: "puback-loss+reset", Client: MQTTAS, Round: 1, QoS: 1, RecoveryMS: f(3)},
+		{Scenario: "drop-pubacks", Client: MQTTAS, Round: 1, QoS: 1, RecoveryMS: f(1900)},
+		{Scenario: "drop-pubacks+reset", Client: MQTTAS, Round: 1, QoS: 1, RecoveryMS: f(3)},
 		{Scenario: "slow-handler", Client: MQTTAS, Round: 1, QoS: 1},
 		{Scenario: "reset", Client: Paho, Round: 1, QoS: 1, RecoveryMS: f(5000)},
 	}
 	if g := goal(vs, conn); g.Status != goalMet || g.Measured != "worst 900 ms (reset (round 1)) in 1 runs" {
 		t.Errorf("%+v", g)
 	}
-	if g := goal(vs, puback); g.Status != goalMet || g.Measured != "worst 1900 ms (puback-loss (round 1)) in 2 runs" {
+	if g := goal(vs, puback); g.Status != goalMet || g.Measured != "worst 1900 ms (drop-pubacks (round 1)) in 2 runs" {
 		t.Errorf("%+v", g)
 	}
 	vs[1].RecoveryMS = f(2300)
-	if g := goal(vs, puback); g.Status != goalMissed || g.Measured != "puback-loss (round 1): 2300 ms" {
+	if g := goal(vs, puback); g.Status != goalMissed || g.Measured != "drop-pubacks (round 1): 2300 ms" {
 		t.Errorf("over ResponseTime + slack: %+v", g)
 	}
 	vs[0].RecoveryMS, vs[0].Stalled = nil, true
@@ -355,7 +355,7 @@ func TestCompareRecoveryGoals(t *testing.T) {
 	if g := goal(vs[3:], conn); g.Status != goalUnknown {
 		t.Errorf("no run of a connection fault: %+v", g)
 	}
-	failed := []Verdict{vs[2], {Scenario: "puback-loss", Client: MQTTAS, Round: 2, QoS: 1, Error: "rig: no broker"}}
+	failed := []Verdict{vs[2], {Scenario: "drop-pubacks", Client: MQTTAS, Round: 2, QoS: 1, Error: "rig: no broker"}}
 	if g := goal(failed, puback); g.Status != goalUnknown || !strings.Contains(g.Measured, "1 runs failed") {
 		t.Errorf("a failed run: %+v", g)
 	}
