@@ -28,7 +28,7 @@ SOAK_CLIENTS ?= 20
 SOAK_RATE ?= 5
 SOAK_CLIENT ?= mqttas
 
-.PHONY: all deps test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image broker-image clean clean-containers
+.PHONY: all deps c-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image broker-image clean clean-containers
 
 all: test
 
@@ -52,7 +52,15 @@ vet:
 broker-image: deps
 	@if docker info >/dev/null 2>&1; then containers/mosquitto/build.sh; else echo "no Docker engine: the process backend serves"; fi
 
-unit: deps broker-image
+# The C driver for the harness's driver protocol (drivers/c), on libmosquitto; procclient's tests run it.
+CC ?= cc
+C_DRIVER := build/drivers/c/driver
+c-driver: deps $(C_DRIVER)
+$(C_DRIVER): drivers/c/driver.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lmosquitto -lcjson -lpthread -lm
+
+unit: deps broker-image c-driver
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /scenarios)
 	$(GO) test -C $(CLIENT_MODULE) -race -count=1 ./...
 

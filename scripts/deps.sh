@@ -14,6 +14,10 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromi
 # drivers/node/driver.js: node with Debian's MQTT.js.
 [ -x /usr/bin/node ] || need+=(nodejs)
 [ -e /usr/share/nodejs/mqtt/package.json ] || need+=(node-mqtt)
+# drivers/c/driver.c (make c-driver): a C compiler, libmosquitto and cJSON.
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+[ -e /usr/include/mosquitto.h ] || need+=(libmosquitto-dev)
+[ -e /usr/include/cjson/cJSON.h ] || need+=(libcjson-dev)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -851,3 +851,9 @@ func Node(driversDir string) Config {
 	return Config{Name: "node", Command: []string{"/usr/bin/node", filepath.Join(driversDir, "node", "driver.js")},
 		Env: []string{"NODE_PATH=/usr/share/nodejs"}}
 }
+
+// C is the configuration for the libmosquitto driver (drivers/c/driver.c),
+// given the binary `make c-driver` built (build/drivers/c/driver).
+func C(binary string) Config {
+	return Config{Name: "c", Command: []string{binary}}
+}

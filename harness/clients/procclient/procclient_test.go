@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +24,26 @@ func TestConformancePython(t *testing.T) {
 
 func TestConformanceNode(t *testing.T) {
 	conformance(t, Node(driversDir))
+}
+
+func TestConformanceC(t *testing.T) {
+	conformance(t, C(cDriver(t)))
+}
+
+// cDriver builds the C driver with the Makefile's rule (a no-op when it is
+// up to date) and returns its path.
+func cDriver(t *testing.T) string {
+	t.Helper()
+	const root = "../../.."
+	out, err := exec.Command("make", "--no-print-directory", "-C", root, "c-driver").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make c-driver: %v\n%s", err, out)
+	}
+	p, err := filepath.Abs(filepath.Join(root, "build", "drivers", "c", "driver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // conformance runs the suite and then checks that every Close returned nil:
@@ -79,6 +101,7 @@ func TestDriverHello(t *testing.T) {
 	}{
 		{Python(driversDir), "paho-mqtt", "1.", []string{CapDup, CapSessionPresent}},
 		{Node(driversDir), "mqtt.js", "4.", []string{CapDup, CapSessionPresent}},
+		{C(cDriver(t)), "libmosquitto", "2.", []string{CapSessionPresent}},
 	} {
 		t.Run(tc.cfg.Name, func(t *testing.T) {
 			m := clientstest.StartMosquitto(t)
