@@ -24,7 +24,8 @@ type Message struct {
 
 // Link is the network link under MQTT: mqtt_as's WiFi station. A client with a Link brings it up before
 // connecting, takes it down and up again after every outage (so every hop notices), treats its loss as
-// an outage at once, and takes it down at Disconnect and Close. Leave Config.Link nil where the network is
+// an outage at once, and takes it down at Disconnect and Close. InterfaceLink is one for a Linux network interface
+// (WiFi, LTE, Ethernet) that the operating system manages. Leave Config.Link nil where the network is
 // always there (Ethernet, a gateway).
 type Link interface {
 	// Connect brings the link up and returns when it is usable, or with an error, or when ctx ends.

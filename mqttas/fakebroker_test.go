@@ -141,6 +141,12 @@ func newFakeBroker(t testing.TB) *fakeBroker {
 	if err != nil {
 		t.Fatalf("fake broker: listen: %v", err)
 	}
+	return newFakeBrokerOn(t, ln)
+}
+
+// newFakeBrokerOn starts a broker on ln (one in another network namespace, say); t.Cleanup closes it.
+func newFakeBrokerOn(t testing.TB, ln net.Listener) *fakeBroker {
+	t.Helper()
 	b := &fakeBroker{
 		t: t, ln: ln, done: make(chan struct{}), changed: make(chan struct{}),
 		puback: true, suback: true, unsuback: true, pingresp: true, subCode: -1, discClose: true,
