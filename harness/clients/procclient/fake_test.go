@@ -43,6 +43,8 @@ func TestMain(m *testing.M) {
 //	early        sends an up event before answering hello
 //	ignore-close answers close but does not exit, even at EOF
 //	flood        sends messages after connect, and answers pings only after them
+//	crash-close  exits with status 4 at close, without answering it
+//	slow-hello   answers hello after 300 ms
 func fakeDriver(mode string) int {
 	out := bufio.NewWriter(os.Stdout)
 	emit := func(v map[string]any) {
@@ -66,6 +68,8 @@ func fakeDriver(mode string) int {
 				time.Sleep(time.Hour)
 			case "early":
 				emit(map[string]any{"ev": "up"})
+			case "slow-hello":
+				time.Sleep(300 * time.Millisecond)
 			}
 			proto := 1
 			if mode == "version" {
@@ -107,6 +111,10 @@ func fakeDriver(mode string) int {
 			}
 			ok(id)
 		case "close":
+			if mode == "crash-close" {
+				fmt.Fprintln(os.Stderr, "fake: crashing at close")
+				return 4
+			}
 			ok(id)
 			if mode == "ignore-close" {
 				time.Sleep(time.Hour)
@@ -397,4 +405,62 @@ func TestSlowHandlerIsNotAHang(t *testing.T) {
 		t.Fatalf("deliveries = %v", got)
 	}
 	r.closeAndCheck(nil)
+}
+
+func TestDriverCrashesAtClose(t *testing.T) {
+	r := startFake(t, "crash-close")
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	err := r.c.Close()
+	// The exit ends the wait for the answer: no need to sit out the bound.
+	if took := time.Since(began); took >= fakeConfig("crash-close").CloseTimeout {
+		t.Fatalf("Close took %v", took)
+	}
+	de := driverError(t, err, ErrDied)
+	if !strings.Contains(de.Error(), "exit status 4") || !strings.Contains(de.Stderr, "crashing at close") {
+		t.Fatalf("error = %v", de)
+	}
+	r.closeAndCheck(ErrDied)
+}
+
+// TestCloseDuringCalls: Close while publishes are in flight and while
+// Connect waits for hello ends them all, with no driver error.
+func TestCloseDuringCalls(t *testing.T) {
+	r := startFake(t, "ok")
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() {
+			var err error
+			for err == nil {
+				err = r.c.Publish(ctxFor(t, failBound), clients.Message{Topic: "t", Payload: []byte("x"), QoS: 1})
+			}
+			errs <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	r.closeAndCheck(nil)
+	for range cap(errs) {
+		if err := <-errs; !errors.Is(err, clients.ErrClosed) || errors.Is(err, ErrDriver) {
+			t.Fatalf("Publish during Close = %v, want ErrClosed", err)
+		}
+	}
+
+	s := startFake(t, "slow-hello")
+	connected := make(chan error, 1)
+	go func() { connected <- s.c.Connect(ctxFor(t, time.Minute)) }()
+	time.Sleep(100 * time.Millisecond)
+	s.closeAndCheck(nil)
+	select {
+	case err := <-connected:
+		if !errors.Is(err, clients.ErrClosed) {
+			t.Fatalf("Connect during Close = %v, want ErrClosed", err)
+		}
+	case <-time.After(failBound):
+		t.Fatal("Connect still waiting after Close")
+	}
 }

@@ -236,11 +236,16 @@ func (c *Client) Connect(ctx context.Context) error {
 		return c.fail(ErrProtocol, fmt.Sprintf("driver speaks protocol %d, the adapter %d", ev.Hello.Protocol, ProtocolVersion), c.line())
 	}
 	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return clients.ErrClosed
+	}
 	c.hello = *ev.Hello
 	c.helloDone = true
+	// Under mu: Close sets closing under mu before it waits for the group.
+	c.wg.Go(c.watchdog)
 	c.mu.Unlock()
 	c.log.Debug("driver ready", "library", ev.Hello.Library, "version", ev.Hello.Version, "capabilities", ev.Hello.Capabilities)
-	c.wg.Go(c.watchdog)
 
 	wire := c.wire
 	if _, err := c.request(ctx, command{Cmd: cmdConnect, Options: &wire, Settings: c.cfg.Settings}); err != nil {
@@ -340,12 +345,21 @@ func (c *Client) close() error {
 	}
 	close(c.stop)
 	if !failed {
+		// Until the answer, the bound, or the driver's exit (whose status
+		// is checked below).
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
+		c.wg.Go(func() {
+			defer cancel()
+			select {
+			case <-c.exited:
+			case <-ctx.Done():
+			}
+		})
 		_, err := c.request(ctx, command{Cmd: cmdClose})
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			c.fail(ErrHung, fmt.Sprintf("no answer to close within %v", c.cfg.CloseTimeout), c.line())
 		}
+		cancel()
 	}
 	_ = c.stdin.Close() // EOF: a driver must exit on it too
 	select {
@@ -367,6 +381,12 @@ func (c *Client) close() error {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Requests still waiting (a Connect or Publish racing with Close) will
+	// never be answered now.
+	for id, req := range c.pending {
+		req.done <- reply{err: clients.ErrClosed}
+		delete(c.pending, id)
+	}
 	if c.failErr != nil {
 		return c.failErr
 	}
@@ -714,7 +734,12 @@ func (c *Client) send(cmd command) (*request, error) {
 	}
 	c.mu.Lock()
 	delete(c.pending, cmd.ID)
+	closing := c.closing
 	c.mu.Unlock()
+	if closing && cmd.Cmd != cmdClose {
+		// Close closed stdin under a call that began before it.
+		return nil, fmt.Errorf("%w: %w", clients.ErrNotSent, clients.ErrClosed)
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, fmt.Errorf("%w: %w", clients.ErrNotSent,
 			c.fail(ErrHung, fmt.Sprintf("stdin not read for %v", c.cfg.HangTimeout), c.line()))
