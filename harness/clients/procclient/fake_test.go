@@ -464,3 +464,26 @@ func TestCloseDuringCalls(t *testing.T) {
 		t.Fatal("Connect still waiting after Close")
 	}
 }
+
+// TestDriverStopsReadingStdin: with no heartbeat to notice, a write that
+// cannot finish because the driver does not read its stdin fails it too.
+func TestDriverStopsReadingStdin(t *testing.T) {
+	r := startFake(t, "hang", func(c *Config) { c.Heartbeat = time.Hour })
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4<<20) // far more than a pipe holds
+	began := time.Now()
+	err := r.c.Publish(ctxFor(t, time.Minute), clients.Message{Topic: "t", Payload: big, QoS: 1})
+	if took := time.Since(began); took > failBound {
+		t.Fatalf("the blocked write took %v to fail", took)
+	}
+	if !errors.Is(err, clients.ErrNotSent) {
+		t.Fatalf("Publish = %v, want not sent", err)
+	}
+	de := driverError(t, err, ErrHung)
+	if !strings.Contains(de.Error(), "stdin not read") {
+		t.Fatalf("error = %v", de)
+	}
+	r.closeAndCheck(ErrHung)
+}
