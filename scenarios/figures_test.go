@@ -23,6 +23,7 @@ type qos1Figures struct {
 	Repubs        int64    `json:"dup_resends"`
 	Renewals      int64    `json:"pid_renewals"`
 	Recovery      string   `json:"recovery_after_heal"` // heal → every client had a publication acknowledged (validate.Recovery, slowest)
+	RecoveryBound string   `json:"recovery_bound"`      // qos1RecoveryBound of the fleet's configuration
 	DeliveryP50   string   `json:"delivery_p50"`
 	DeliveryP99   string   `json:"delivery_p99"`
 	DeliveryMax   string   `json:"delivery_max"`

@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/clients/mqttasclient"
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/rig"
 	"github.com/mqttas/mqttas-go/harness/validate"
@@ -29,15 +30,16 @@ type qos1Fleet struct {
 	traffic []*rig.Traffic
 }
 
-// startQoS1Fleet connects the clients and starts publishing at qos 1, every interval per publisher, to
-// topics under "qos1/".
-func startQoS1Fleet(ctx context.Context, r *rig.Rig, solo, shared int, interval time.Duration) *qos1Fleet {
+// startQoS1Fleet connects the clients, each with o and its own id, and starts publishing at qos 1, every
+// interval per publisher, to topics under "qos1/".
+func startQoS1Fleet(ctx context.Context, r *rig.Rig, o clients.Options, solo, shared int, interval time.Duration) *qos1Fleet {
 	GinkgoHelper()
 	f := &qos1Fleet{r: r}
 	add := func(name string, publishers int) {
 		id := clientID(name)
-		c, err := r.NewClient("mqttas", clients.Options{ClientID: id, KeepAlive: 2 * time.Second,
-			ResponseTimeout: time.Second})
+		o := o
+		o.ClientID = id
+		c, err := r.NewClient(mqttasclient.Name, o)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(c.Connect(ctx)).To(Succeed())
 		pubs := make([]rig.Publisher, publishers)

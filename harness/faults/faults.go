@@ -117,6 +117,9 @@ type Trial struct {
 	Pause time.Duration
 	// Outage: the fault cuts every client off, so each one must notice an outage.
 	Outage bool
+	// NoOutage: the fault slows or fragments the link but leaves it working, so a client that declares an
+	// outage took a live broker for a dead one. Never set together with Outage.
+	NoOutage bool
 }
 
 // Count is how many times the trial injects its fault.
@@ -177,6 +180,9 @@ func register(proto Fault) {
 	}
 	if err := proto.Validate(); err != nil {
 		panic(fmt.Sprintf("faults: %s: defaults: %v", name, err))
+	}
+	if tr := proto.Trial(); tr.Outage && tr.NoOutage {
+		panic("faults: " + name + ": its trial expects an outage and none")
 	}
 	registry[name] = proto
 }

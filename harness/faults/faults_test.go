@@ -139,6 +139,12 @@ func TestMixAndTrials(t *testing.T) {
 	if (BrokerKill{}).Mix().Weight != 0 {
 		t.Fatal("broker-kill is off in random schedules by default")
 	}
+	// A slow or fragmented link is no outage; the scenarios hold every client to that.
+	for _, f := range []Fault{Latency{}, Slicer{}, Bandwidth{}} {
+		if tr := f.Trial(); !tr.NoOutage || tr.Outage {
+			t.Errorf("%s: trial expects outage %t, none %t; want none", f.Name(), tr.Outage, tr.NoOutage)
+		}
+	}
 }
 
 func TestLanes(t *testing.T) {

@@ -61,7 +61,8 @@ func (Latency) Mix() Mix {
 }
 func (Latency) Trial() Trial {
 	return Trial{What: "through latency of 150 ± 100 ms for 3 s",
-		Fault: Latency{Latency: 150 * time.Millisecond, Jitter: 100 * time.Millisecond}, Hold: 3 * time.Second}
+		Fault: Latency{Latency: 150 * time.Millisecond, Jitter: 100 * time.Millisecond}, Hold: 3 * time.Second,
+		NoOutage: true}
 }
 
 // Reset closes the connections through the link at once, as a dropped WiFi association does. It is
@@ -159,7 +160,8 @@ func (Slicer) Mix() Mix {
 }
 func (Slicer) Trial() Trial {
 	return Trial{What: "through a slicer cutting every packet into ~8-byte pieces for 2 s",
-		Fault: Slicer{Average: 8, Variation: 4, Delay: 100 * time.Microsecond}, Hold: 2 * time.Second}
+		Fault: Slicer{Average: 8, Variation: 4, Delay: 100 * time.Microsecond}, Hold: 2 * time.Second,
+		NoOutage: true}
 }
 
 // Bandwidth caps the link at Rate KB/s in both directions.
@@ -181,5 +183,6 @@ func (Bandwidth) Mix() Mix {
 	return Mix{Weight: 8, Min: 3 * time.Second, Max: 10 * time.Second, Why: "throughput collapses to 1–32 KB/s"}
 }
 func (Bandwidth) Trial() Trial {
-	return Trial{What: "through a bandwidth cap of 8 KB/s for 3 s", Fault: Bandwidth{Rate: 8}, Hold: 3 * time.Second}
+	return Trial{What: "through a bandwidth cap of 8 KB/s for 3 s", Fault: Bandwidth{Rate: 8}, Hold: 3 * time.Second,
+		NoOutage: true}
 }
