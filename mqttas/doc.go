@@ -11,7 +11,7 @@
 //     interval; the broker is dead after 4 whole intervals without a byte reaching the socket, read or
 //     not, so a slow OnMessage neither fakes nor hides it), by a read or write making no progress for
 //     ResponseTime, and by the optional network Link (InterfaceLink watches a Linux interface's carrier and
-//     addresses, so its loss is an outage within milliseconds).
+//     addresses, so its loss is an outage as soon as the kernel reports it).
 //   - After an outage the client reconnects by itself: the first retry at once, then capped exponential
 //     backoff with jitter. Down fires on the outage and Up on the reconnection.
 //   - Every connection starts a clean session unless Config.KeepSession is set; then the broker keeps

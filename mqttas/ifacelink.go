@@ -27,7 +27,7 @@ import (
 //     disconnects and connects its Link after every outage, so each connection starts a fresh watch.
 //
 // Client.Close calls Disconnect, so a client with an InterfaceLink leaves no goroutine or socket behind.
-// Use one InterfaceLink per Client. It needs Linux; elsewhere NewInterfaceLink returns an error that
+// Create it with NewInterfaceLink, and use one per Client. It needs Linux; elsewhere NewInterfaceLink returns an error that
 // matches errors.ErrUnsupported.
 type InterfaceLink struct {
 	name   string
