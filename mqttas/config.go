@@ -85,6 +85,15 @@ type Config struct {
 	Will *Message    // last will; nil for none
 	TLS  *tls.Config // nil for plain TCP; ServerName defaults to Server
 
+	// The callbacks below (OnMessage, OnConnect, OnLinkChange, Link's methods, Dial) are the application's
+	// code, and the client does not recover their panics: it cannot know what state a panicking callback
+	// left behind. A panic on one of the client's goroutines (the reader for OnMessage, their own goroutines
+	// for OnConnect and OnLinkChange, the supervisor for Dial and the Link while reconnecting) crashes the
+	// program, like any unrecovered panic; one inside the first Connect (Dial, Link.Connect) reaches
+	// Connect's caller, after leaving the client as a failed Connect does. A qos 1 message whose OnMessage
+	// panicked is not acknowledged: recover in the handler if a message may make it panic, or a broker that
+	// keeps the session delivers that message again after every restart.
+
 	// QueueLen > 0 selects the event interface: received messages go to Queue() (holding exactly QueueLen),
 	// and the callbacks OnMessage, OnConnect and OnLinkChange are not called.
 	QueueLen int

@@ -37,7 +37,23 @@ func (c *Client) connect(ctx context.Context, quick bool) error {
 	defer cancel()
 	defer context.AfterFunc(c.closedCtx, cancel)() // Close ends a first Connect in progress
 
+	returned := false
+	defer func() {
+		if !returned {
+			// A Config.Dial or Link callback panicked on the caller's goroutine: leave the client as a failed
+			// Connect does (it may be called again) and let the panic go on to the caller.
+			c.mu.Lock()
+			if c.state == stateConnecting {
+				c.state = stateIdle
+			}
+			c.mu.Unlock()
+			if c.cfg.Link != nil {
+				_ = c.cfg.Link.Disconnect()
+			}
+		}
+	}()
 	s, err := c.firstSession(ctx, quick)
+	returned = true
 	c.mu.Lock()
 	if err == nil && c.state != stateConnecting {
 		s.end(ErrClosed, true)
