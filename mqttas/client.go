@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 )
@@ -57,6 +58,8 @@ type Client struct {
 	notifyMu      sync.Mutex
 	notifyQ       []bool
 	notifyRunning bool
+
+	resolver *net.Resolver // the default dialer's resolver; nil means net.DefaultResolver (tests set one)
 
 	wg sync.WaitGroup // every goroutine the client started
 }

@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -206,6 +209,58 @@ func TestDefect_ReconnectBackoff(t *testing.T) {
 		b.SetRefuse(false)
 		fbWaitEvent(t, c.Up(), 2*time.Second, "Up once the broker accepts again")
 	})
+	t.Run("jitter spreads the waits", func(t *testing.T) {
+		// ReconnectMin = ReconnectMax: every wait is drawn from [D/2, D]. Without jitter all 8 would be D plus
+		// the timers' lateness; with it they spread over D/2 (8 uniform draws all within 30 ms of each other:
+		// probability about 1e-4), and their median lies near 3D/4, 45 ms of lateness below 0.9 D.
+		b := fbNew(t)
+		d := &fbDialer{target: b.Addr()}
+		cfg := fbConfig(b)
+		cfg.Dial = d.Dial
+		D := 300 * time.Millisecond
+		cfg.ReconnectMin, cfg.ReconnectMax = D, D
+		fbConnect(t, cfg)
+		b.SetRefuse(true)
+		b.Conn(1).Close()
+		fbEventually(t, 10*time.Second, "10 dials", func() bool { _, ts := d.Calls(); return len(ts) >= 10 })
+		_, ts := d.Calls()
+		var gaps []time.Duration
+		for k := 1; k+1 < 10; k++ {
+			g := ts[k+1].Sub(ts[k])
+			fbWithin(t, fmt.Sprintf("gap after failed attempt %d", k), g, D/2, D+100*time.Millisecond)
+			gaps = append(gaps, g)
+		}
+		slices.Sort(gaps)
+		if spread := gaps[len(gaps)-1] - gaps[0]; spread < 30*time.Millisecond {
+			t.Errorf("waits %v spread over %v, want jitter over [%v, %v]", gaps, spread, D/2, D)
+		}
+		if med := gaps[len(gaps)/2]; med > D*9/10 {
+			t.Errorf("median wait %v, want about 3/4 of %v (jitter in [D/2, D])", med, D)
+		}
+	})
+}
+
+// backoffWait's draws cover [D/2, D] evenly: no draw outside it, each tenth of the range gets its share.
+func TestBackoffWaitSpread(t *testing.T) {
+	const D, n = time.Second, 20000
+	var buckets [10]int
+	var sum time.Duration
+	for range n {
+		w := backoffWait(D)
+		if w < D/2 || w > D {
+			t.Fatalf("wait %v outside [%v, %v]", w, D/2, D)
+		}
+		buckets[min(int((w-D/2)*10/(D/2)), 9)]++
+		sum += w
+	}
+	for i, k := range buckets {
+		if k < n/10*85/100 || k > n/10*115/100 { // 2000 expected, sd 42: ±300 is 7 sd
+			t.Errorf("tenth %d of [D/2, D] got %d of %d draws, want about %d: %v", i, k, n, n/10, buckets)
+		}
+	}
+	if mean := sum / n; mean < D*74/100 || mean > D*76/100 {
+		t.Errorf("mean wait %v, want about %v", mean, D*3/4)
+	}
 }
 
 // mqtt_as: an unparsed type returns without consuming the packet, so the rest of the stream is misread.
@@ -469,6 +524,41 @@ func TestDefect_HostResolvedOnEveryReconnect(t *testing.T) {
 		if a != want {
 			t.Errorf("dial %d went to %q, want the host name %q", i+1, a, want)
 		}
+	}
+}
+
+// The same through the default dialer (Config.Dial nil): its resolver (here one asking a fake DNS server)
+// is asked on every attempt, so when the name moves from 127.0.0.1 to 127.0.0.2 the next reconnection
+// reaches the broker at the new address. mqtt_as resolved once for life and would keep dialling the old one.
+func TestDefect_HostResolvedOnEveryReconnectDefaultDialer(t *testing.T) {
+	a := fbNew(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.2", strconv.Itoa(a.Port())))
+	if err != nil {
+		t.Fatalf("a second loopback address on the same port: %v", err)
+	}
+	bb := newFakeBrokerOn(t, ln)
+	dns := newFakeADNS(t, net.IPv4(127, 0, 0, 1))
+	cfg := fbConfig(a)
+	cfg.Server = "broker.mqttas.test"
+	c := fbClient(t, cfg)
+	c.resolver = dns.resolver()
+	if err := c.Connect(fbCtx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if a.Conns() != 1 || bb.Conns() != 0 {
+		t.Fatalf("first connection: %d at 127.0.0.1, %d at 127.0.0.2; want it at 127.0.0.1", a.Conns(), bb.Conns())
+	}
+	asked := dns.queries.Load()
+	dns.set(net.IPv4(127, 0, 0, 2))
+	a.SetRefuse(true) // the old address would still accept a TCP connection, but never again an MQTT one
+	a.Conn(1).Close()
+	bb.MustWait(t, 0, 3*time.Second, "CONNECT at the broker's new address", fbType(typeConnect))
+	fbEventually(t, 2*time.Second, "reconnected", func() bool { return c.Stats().Reconnects == 1 })
+	if dns.queries.Load() <= asked {
+		t.Errorf("the resolver was asked %d times before the outage and %d after, want more", asked, dns.queries.Load())
+	}
+	if c.cfg.Dial != nil {
+		t.Error("the test must use the default dialer")
 	}
 }
 

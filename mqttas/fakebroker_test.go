@@ -1258,3 +1258,75 @@ func (l *fbLogBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.sb.String()
 }
+
+// fakeADNS is a DNS server on 127.0.0.1 that answers every A query with one address (which a test may
+// change) and every other query with no answer; resolver returns a pure-Go resolver that asks it.
+type fakeADNS struct {
+	pc      net.PacketConn
+	mu      sync.Mutex
+	ip      net.IP
+	queries atomic.Int32
+	wg      sync.WaitGroup
+}
+
+func newFakeADNS(t testing.TB, ip net.IP) *fakeADNS {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("fake DNS: %v", err)
+	}
+	d := &fakeADNS{pc: pc, ip: ip.To4()}
+	d.wg.Go(d.serve)
+	t.Cleanup(func() {
+		_ = pc.Close()
+		d.wg.Wait()
+	})
+	return d
+}
+
+func (d *fakeADNS) set(ip net.IP) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ip = ip.To4()
+}
+
+func (d *fakeADNS) resolver() *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var nd net.Dialer
+		return nd.DialContext(ctx, "udp", d.pc.LocalAddr().String())
+	}}
+}
+
+func (d *fakeADNS) serve() {
+	buf := make([]byte, 512)
+	for {
+		n, from, err := d.pc.ReadFrom(buf)
+		if err != nil {
+			return // closed
+		}
+		// The question: a name of labels after the 12-byte header, then type and class.
+		end := 12
+		for end < n && buf[end] != 0 {
+			end += int(buf[end]) + 1
+		}
+		end += 5
+		if n < end {
+			continue
+		}
+		d.queries.Add(1)
+		resp := append([]byte(nil), buf[:end]...)
+		resp[2] |= 0x80 // QR: a response
+		resp[3] = 0x80  // RA, rcode 0
+		resp[6], resp[7] = 0, 0
+		resp[8], resp[9], resp[10], resp[11] = 0, 0, 0, 0
+		if qtype := binary.BigEndian.Uint16(buf[end-4:]); qtype == 1 {
+			d.mu.Lock()
+			ip := d.ip
+			d.mu.Unlock()
+			resp[7] = 1 // one answer: the question's name (a pointer to it), A, IN, TTL 0, 4 bytes
+			resp = append(resp, 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4)
+			resp = append(resp, ip...)
+		}
+		_, _ = d.pc.WriteTo(resp, from)
+	}
+}

@@ -146,7 +146,7 @@ func (c *Client) linkUp(ctx context.Context, stable bool) error {
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	dial := c.cfg.Dial
 	if dial == nil {
-		var d net.Dialer
+		d := net.Dialer{Resolver: c.resolver}
 		dial = d.DialContext
 	}
 	conn, err := dial(ctx, "tcp", c.cfg.addr())
@@ -347,8 +347,7 @@ func (c *Client) reconnect(ctx context.Context) *session {
 		default:
 			delay = min(2*delay, c.cfg.ReconnectMax)
 		}
-		// Jitter in [delay/2, delay) spreads a fleet reconnecting to a restarted broker.
-		wait := delay/2 + rand.N(delay/2+1)
+		wait := backoffWait(delay)
 		c.log.Debug("mqttas: reconnect attempt failed", "attempt", attempt, "err", err, "retryIn", wait)
 		t := time.NewTimer(wait)
 		select {
@@ -359,6 +358,10 @@ func (c *Client) reconnect(ctx context.Context) *session {
 		}
 	}
 }
+
+// backoffWait draws the wait before the next attempt from [delay/2, delay]: the jitter spreads a fleet
+// reconnecting to a restarted broker.
+func backoffWait(delay time.Duration) time.Duration { return delay/2 + rand.N(delay/2+1) }
 
 // Disconnect sends DISCONNECT (so the broker discards the will), closes the connection and stops
 // reconnecting. No Down event follows. Calls waiting for a connection or an acknowledgement return
