@@ -13,18 +13,14 @@ import (
 
 // eventLog records a client's connection events and lets a measurement wait for one.
 type eventLog struct {
-	mu   sync.Mutex
-	evs  []clients.Event
-	next func(clients.Event) // forwarded to, e.g. the rig's timeline; may be nil
+	mu  sync.Mutex
+	evs []clients.Event
 }
 
 func (l *eventLog) on(e clients.Event) {
 	l.mu.Lock()
 	l.evs = append(l.evs, e)
 	l.mu.Unlock()
-	if l.next != nil {
-		l.next(e)
-	}
 }
 
 // first returns the time of the first event of kind at or after since.

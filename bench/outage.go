@@ -13,7 +13,6 @@ import (
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
 	"github.com/mqttas/mqttas-go/harness/rig"
-	"github.com/mqttas/mqttas-go/harness/timeline"
 	"github.com/mqttas/mqttas-go/harness/validate"
 )
 
@@ -77,10 +76,9 @@ type OutageTrial struct {
 	HealTook      time.Duration `json:"heal_took_ns"` // how long the link took to heal
 }
 
-// newTracked makes a rig client whose events go to an eventLog (and on to the rig's timeline).
+// newTracked makes a rig client whose events go to an eventLog as well as to the rig's timeline.
 func newTracked(r *rig.Rig, lib string, o clients.Options) (clients.Client, *eventLog, error) {
-	id := o.ClientID
-	log := &eventLog{next: func(e clients.Event) { r.Timeline.Record(e.At, id, timeline.Kind(e.Kind), e.Detail()) }}
+	log := &eventLog{}
 	o.OnEvent = log.on
 	c, err := r.NewClient(lib, o)
 	return c, log, err

@@ -20,6 +20,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/report"
+	"github.com/mqttas/mqttas-go/harness/resubscribe"
 	"github.com/mqttas/mqttas-go/harness/rig"
 	"github.com/mqttas/mqttas-go/harness/schedule"
 	"github.com/mqttas/mqttas-go/harness/timeline"
@@ -127,7 +128,6 @@ type soak struct {
 	player  *schedule.Player
 	phase   atomic.Value // string
 	recv    atomic.Int64 // deliveries to the clients
-	resubs  sync.WaitGroup
 }
 
 // soakClient is one client under test and what the run tracks about it.
@@ -136,15 +136,9 @@ type soakClient struct {
 	id      string
 	clean   bool
 	c       clients.Client
-	topic   string   // it publishes here
-	filters []string // it subscribes to these
-	kick    chan struct{}
-
-	mu         sync.Mutex
-	subscribed bool      // the first subscription is done; later session losses need a new one
-	downAt     time.Time // zero while up
-	lostAt     time.Time // when the session the broker forgot went down
-	needResub  bool
+	topic   string              // it publishes here
+	filters []string            // it subscribes to these
+	keep    *resubscribe.Keeper // subscribes again after each session loss
 }
 
 func (s *soak) run(ctx context.Context) (code int) {
@@ -198,9 +192,8 @@ func (s *soak) run(ctx context.Context) (code int) {
 			}
 		}
 	}()
-	runCtx, stopRun := context.WithCancel(ctx) // the resubscribers live until the report is written
-	defer func() { stopRun(); s.resubs.Wait() }()
-	if err := s.setup(setupCtx, runCtx); err != nil {
+	defer s.closeKeepers() // they keep the subscriptions until the report is written
+	if err := s.setup(setupCtx); err != nil {
 		s.con.Printf("soak: harness: %v", err)
 		if ctx.Err() != nil {
 			return exitInterrupted
@@ -422,9 +415,14 @@ func interval(rate float64) time.Duration {
 	return max(time.Duration(float64(time.Second)/rate), time.Millisecond)
 }
 
-// setup creates, connects and subscribes every client; setupCtx bounds it, runCtx is for the
-// resubscribers that run until the end.
-func (s *soak) setup(setupCtx, runCtx context.Context) error {
+// setup creates, connects and subscribes every client, within setupCtx.
+//
+// Only persistent sessions open windows in the ledger: the broker keeps their messages through every
+// outage, so each one must arrive. A clean session loses what is published while it is away, and with
+// every client behind the same link a publisher's re-send may land in any later session of the
+// subscriber, so no window could be exact; their deliveries are still recorded (duplicates, unexpected,
+// latency), and the observer and the persistent half check the rest.
+func (s *soak) setup(setupCtx context.Context) error {
 	cfg, r := s.cfg, s.r
 	base := "soak/" + s.tag + "/"
 	if err := r.Observer.Subscribe(setupCtx, base+"#"); err != nil {
@@ -434,7 +432,7 @@ func (s *soak) setup(setupCtx, runCtx context.Context) error {
 	for i := range cfg.clients {
 		name := fmt.Sprintf("c%0*d", width, i)
 		s.clients = append(s.clients, &soakClient{s: s, id: "soak-" + s.tag + "-" + name, clean: i%2 == 1,
-			topic: base + name, kick: make(chan struct{}, 1)})
+			topic: base + name})
 	}
 	feedTopic := base + "feed"
 	for i, c := range s.clients {
@@ -444,13 +442,16 @@ func (s *soak) setup(setupCtx, runCtx context.Context) error {
 		}
 	}
 	if cfg.feedRate > 0 {
-		s.feeder = &soakClient{s: s, id: "soak-" + s.tag + "-feed", topic: feedTopic, kick: make(chan struct{}, 1)}
+		s.feeder = &soakClient{s: s, id: "soak-" + s.tag + "-feed", topic: feedTopic}
 	}
 	all := s.clients
 	if s.feeder != nil {
 		all = append(all[:len(all):len(all)], s.feeder)
 	}
 	for _, c := range all {
+		if err := c.keeper(); err != nil {
+			return err
+		}
 		o := clients.Options{ClientID: c.id, CleanSession: c.clean, KeepAlive: cfg.keepAlive,
 			ResponseTimeout: cfg.response, ConnectTimeout: 10 * time.Second, OnEvent: c.onEvent, OnMessage: c.onMessage}
 		if c == s.feeder {
@@ -468,117 +469,50 @@ func (s *soak) setup(setupCtx, runCtx context.Context) error {
 			return fmt.Errorf("client %s: first connection: %w", c.id, err)
 		}
 		for _, f := range c.filters {
-			if err := s.subscribe(setupCtx, c, f); err != nil {
+			if err := c.keep.Subscribe(setupCtx, f); err != nil {
 				return fmt.Errorf("client %s: subscribing to %s: %w", c.id, f, err)
 			}
 		}
-		c.mu.Lock()
-		c.subscribed = true
-		c.mu.Unlock()
-		s.resubs.Go(func() { c.resubscriber(runCtx) })
 	}
 	return r.Observer.WaitReady(setupCtx)
 }
 
-// subscribe subscribes c to f. Only persistent sessions open a window in the ledger: the broker keeps
-// their messages through every outage, so each one must arrive. A clean session loses what is published
-// while it is away, and with every client behind the same link a publisher's re-send may land in any
-// later session of the subscriber, so no window could be exact; their deliveries are still recorded
-// (duplicates, unexpected, latency), and the observer and the persistent half check the rest.
-func (s *soak) subscribe(ctx context.Context, c *soakClient, f string) error {
-	sctx, cancel := context.WithTimeout(ctx, resubTimeout)
-	defer cancel()
-	if c.clean {
-		return c.c.Subscribe(sctx, f, 1)
-	}
-	return s.r.Subscribe(sctx, c.c, c.id, f, 1)
-}
-
-func (c *soakClient) onMessage(d clients.Delivery) {
-	c.s.recv.Add(1)
-	c.s.r.Ledger.Deliver(ledger.Delivery{Subscriber: c.id, Topic: d.Topic, Payload: d.Payload, QoS: d.QoS,
-		Dup: d.Dup, Retain: d.Retain, At: d.At})
-}
-
-// onEvent records the event on the timeline (as the rig would) and, when a connection came up without
-// the session (always, for clean sessions), asks the resubscriber to subscribe again, as mqtt_as's
-// connect_coro does.
-func (c *soakClient) onEvent(e clients.Event) {
-	c.s.r.Timeline.Record(e.At, c.id, timeline.Kind(e.Kind), e.Detail())
-	kick := false
-	c.mu.Lock()
-	switch e.Kind {
-	case clients.EventDown:
-		if c.downAt.IsZero() {
-			c.downAt = e.At
-		}
-	case clients.EventUp:
-		if c.subscribed && !e.SessionPresent && len(c.filters) > 0 {
-			if !c.needResub {
-				c.lostAt = c.downAt
+// keeper starts c's resubscribe.Keeper: it subscribes again after each session loss, as mqtt_as's
+// connect_coro does, and notes each attempt on the timeline.
+func (c *soakClient) keeper() error {
+	r := c.s.r
+	cfg := resubscribe.Config{Name: c.id, Timeout: resubTimeout,
+		Subscribe: func(ctx context.Context, f string) error { return c.c.Subscribe(ctx, f, 1) },
+		Notify: func(at time.Time, err error) {
+			switch {
+			case err != nil:
+				r.Timeline.Record(at, c.id, timeline.Note, "resubscribe failed: "+err.Error())
+			case !c.clean:
+				r.Timeline.Record(at, c.id, timeline.Note, "session lost by the broker: subscribed again")
 			}
-			c.needResub, kick = true, true
-		}
-		c.downAt = time.Time{}
+		}}
+	if !c.clean {
+		cfg.Ledger = r.Ledger
 	}
-	c.mu.Unlock()
-	if kick {
-		select {
-		case c.kick <- struct{}{}:
-		default:
+	k, err := resubscribe.New(cfg)
+	c.keep = k
+	return err
+}
+
+func (c *soakClient) onMessage(clients.Delivery) { c.s.recv.Add(1) } // the rig records it in the ledger
+
+// onEvent hands the event to the keeper (the rig records it on the timeline).
+func (c *soakClient) onEvent(e clients.Event) { c.keep.OnEvent(e) }
+
+func (s *soak) closeKeepers() {
+	for _, c := range s.all() {
+		if c.keep != nil {
+			c.keep.Close()
 		}
 	}
 }
 
-// resubscriber subscribes again after each session loss, until ctx ends.
-func (c *soakClient) resubscriber(ctx context.Context) {
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.kick:
-		case <-retry.C:
-		}
-		c.mu.Lock()
-		need, lostAt := c.needResub, c.lostAt
-		c.mu.Unlock()
-		if !need {
-			continue
-		}
-		var err error
-		for _, f := range c.filters {
-			if !c.clean && !lostAt.IsZero() {
-				// The broker forgot a persistent session: what was published since it went down is gone
-				// with it, by the broker's doing; the ledger window reopens once the SUBACK is back.
-				c.s.r.Ledger.Unsubscribe(c.id, f, lostAt)
-			}
-			if err = c.s.subscribe(ctx, c, f); err != nil {
-				break
-			}
-		}
-		if err != nil {
-			c.s.r.Timeline.Record(time.Now(), c.id, timeline.Note, "resubscribe failed: "+err.Error())
-			retry.Reset(500 * time.Millisecond)
-			continue
-		}
-		c.mu.Lock()
-		c.needResub, c.lostAt = false, time.Time{}
-		c.mu.Unlock()
-		if !c.clean {
-			c.s.r.Timeline.Record(time.Now(), c.id, timeline.Note, "session lost by the broker: subscribed again")
-		}
-	}
-}
-
-func (c *soakClient) ready() bool {
-	c.mu.Lock()
-	need := c.needResub
-	c.mu.Unlock()
-	return !need && c.c.IsConnected()
-}
+func (c *soakClient) ready() bool { return c.keep.Ready() && c.c.IsConnected() }
 
 // waitReconnected waits up to limit for every client to be connected (and subscribed again if it lost
 // its session), and returns those that are not.

@@ -4,10 +4,10 @@
 //
 // It survives broker restarts. If the broker kept the session, the backlog
 // simply flows again; if the session was lost (a broker without
-// persistence), the observer closes its subscription windows in the ledger at
-// the moment the connection dropped, subscribes again and opens new windows,
-// so messages published while nobody could receive them are not counted as
-// lost.
+// persistence), the observer's resubscribe.Keeper closes its subscription
+// windows in the ledger at the moment the connection dropped, subscribes
+// again and opens new windows, so messages published while nobody could
+// receive them are not counted as lost.
 package observer
 
 import (
@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/clients"
 	"github.com/mqttas/mqttas-go/harness/clients/pahoclient"
 	"github.com/mqttas/mqttas-go/harness/ledger"
+	"github.com/mqttas/mqttas-go/harness/resubscribe"
 )
 
 // Config configures an observer.
@@ -53,6 +53,7 @@ var ErrClosed = errors.New("observer: closed")
 // Bounds for waits the observer makes on its own.
 const (
 	resubscribeTimeout = 10 * time.Second
+	resubscribeRetry   = 100 * time.Millisecond
 	connectTimeout     = 2 * time.Second
 	pingTimeout        = 2 * time.Second
 )
@@ -60,21 +61,14 @@ const (
 // Observer records deliveries into a ledger. Its methods are safe for
 // concurrent use.
 type Observer struct {
-	cfg Config
-	c   *pahoclient.Client
-	log *slog.Logger
+	cfg  Config
+	c    *pahoclient.Client
+	log  *slog.Logger
+	keep *resubscribe.Keeper // the subscriptions, across session losses
 
-	ctx    context.Context // cancelled by Close; bounds resubscriptions
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu        sync.Mutex
-	closed    bool
-	up        bool
-	ups       int
-	downAt    time.Time
-	filters   []string
-	resubbing int // resubscriptions in flight
+	mu     sync.Mutex
+	closed bool
+	up     bool
 
 	delivered atomic.Int64
 	last      atomic.Int64 // unix ns of the latest delivery
@@ -104,7 +98,6 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	o.log = o.log.With("observer", cfg.Name)
-	o.ctx, o.cancel = context.WithCancel(context.Background())
 
 	pc := pahoclient.DefaultConfig()
 	pc.MaxReconnectInterval = cfg.ReconnectInterval
@@ -121,10 +114,22 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 		Logger:         cfg.Logger,
 	}, pc)
 	if err != nil {
-		o.cancel()
 		return nil, fmt.Errorf("observer: %w", err)
 	}
 	o.c = c
+	o.keep, err = resubscribe.New(resubscribe.Config{
+		Subscribe: func(ctx context.Context, f string) error { return c.Subscribe(ctx, f, 1) },
+		Ledger:    cfg.Ledger, Name: cfg.Name, Timeout: resubscribeTimeout, Retry: resubscribeRetry,
+		Notify: func(_ time.Time, err error) {
+			if err != nil {
+				o.log.Debug("resubscribe", "err", err)
+			}
+		},
+		Logger: o.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("observer: %w", err)
+	}
 	if err := c.Connect(ctx); err != nil {
 		_ = o.Close()
 		return nil, fmt.Errorf("observer: %w", err)
@@ -139,14 +144,8 @@ func (o *Observer) Subscribe(ctx context.Context, filter string) error {
 	if o.isClosed() {
 		return ErrClosed
 	}
-	if err := o.c.Subscribe(ctx, filter, 1); err != nil {
+	if err := o.keep.Subscribe(ctx, filter); err != nil {
 		return fmt.Errorf("observer: %w", err)
-	}
-	o.cfg.Ledger.Subscribe(o.cfg.Name, filter, time.Now())
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if !slices.Contains(o.filters, filter) {
-		o.filters = append(o.filters, filter)
 	}
 	return nil
 }
@@ -170,7 +169,7 @@ func (o *Observer) Delivered() int64 { return o.delivered.Load() }
 func (o *Observer) Ready() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.up && o.resubbing == 0 && !o.closed
+	return o.up && !o.closed && o.keep.Ready()
 }
 
 // WaitReady waits until Ready or ctx ends.
@@ -199,8 +198,7 @@ func (o *Observer) Close() error {
 	}
 	o.closed = true
 	o.mu.Unlock()
-	o.cancel()
-	o.wg.Wait()
+	o.keep.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := o.c.Disconnect(ctx); err != nil {
@@ -224,55 +222,24 @@ func (o *Observer) onMessage(d clients.Delivery) {
 	o.last.Store(d.At.UnixNano())
 }
 
-// onEvent runs on the adapter's event path, so it only updates state and
-// hands resubscription to a goroutine.
+// onEvent runs on the adapter's event path: it only updates state and hands the event to the Keeper,
+// which resubscribes on its own goroutine after a session loss.
 func (o *Observer) onEvent(e clients.Event) {
 	o.log.Debug("event", "kind", e.Kind, "session_present", e.SessionPresent, "err", e.Err)
 	o.mu.Lock()
 	switch e.Kind {
 	case clients.EventDown:
-		o.up, o.downAt = false, e.At
+		o.up = false
 	case clients.EventUp:
 		o.up = true
-		o.ups++
-		if o.ups > 1 && !e.SessionPresent && len(o.filters) > 0 && !o.closed {
-			filters, downAt := slices.Clone(o.filters), o.downAt
-			o.resubbing++
-			o.wg.Go(func() { o.resubscribe(filters, downAt) })
-		}
 	}
+	closed := o.closed
 	o.mu.Unlock()
+	if !closed {
+		o.keep.OnEvent(e)
+	}
 	if o.cfg.OnEvent != nil {
 		o.cfg.OnEvent(e)
-	}
-}
-
-// resubscribe restores subscriptions the broker forgot. The ledger stops
-// expecting deliveries from when the connection dropped until the new
-// SUBACK.
-func (o *Observer) resubscribe(filters []string, downAt time.Time) {
-	defer func() {
-		o.mu.Lock()
-		o.resubbing--
-		o.mu.Unlock()
-	}()
-	ctx, cancel := context.WithTimeout(o.ctx, resubscribeTimeout)
-	defer cancel()
-	for _, f := range filters {
-		o.cfg.Ledger.Unsubscribe(o.cfg.Name, f, downAt)
-		// Retry while the link flaps; give up only at the bound or Close.
-		err := poll(ctx, 100*time.Millisecond, func() bool {
-			err := o.c.Subscribe(ctx, f, 1)
-			if err != nil {
-				o.log.Debug("resubscribe", "filter", f, "err", err)
-			}
-			return err == nil
-		})
-		if err != nil {
-			o.log.Warn("resubscribe failed", "filter", f, "err", err)
-			continue
-		}
-		o.cfg.Ledger.Subscribe(o.cfg.Name, f, time.Now())
 	}
 }
 

@@ -105,9 +105,10 @@ func (r *Rig) recorder(source string) func(clients.Event) {
 	return func(e clients.Event) { r.Timeline.Record(e.At, source, timeline.Kind(e.Kind), e.Detail()) }
 }
 
-// NewClient makes (but does not connect) a client by registry name. Unset options are filled in: Addr is
-// the link's, so the client sees the faults; events go to the timeline under the client id; deliveries go
-// to the ledger with the client id as subscriber. The rig closes it on Close.
+// NewClient makes (but does not connect) a client by registry name. Addr defaults to the link's, so the
+// client sees the faults. The rig records what the client reports and then calls the caller's hooks, if
+// any: each event goes to the timeline under the client id, then to o.OnEvent; each delivery to the ledger
+// with the client id as subscriber, then to o.OnMessage. The rig closes the client on Close.
 func (r *Rig) NewClient(name string, o clients.Options) (clients.Client, error) {
 	if o.Addr == "" {
 		o.Addr = r.Link.Addr()
@@ -115,14 +116,19 @@ func (r *Rig) NewClient(name string, o clients.Options) (clients.Client, error) 
 	if o.ClientID == "" {
 		return nil, fmt.Errorf("%w: rig clients need a ClientID (it names them in the ledger)", clients.ErrInvalidOptions)
 	}
-	if o.OnEvent == nil {
-		o.OnEvent = r.recorder(o.ClientID)
+	record, onEvent := r.recorder(o.ClientID), o.OnEvent
+	o.OnEvent = func(e clients.Event) {
+		record(e)
+		if onEvent != nil {
+			onEvent(e)
+		}
 	}
-	if o.OnMessage == nil {
-		sub := o.ClientID
-		o.OnMessage = func(d clients.Delivery) {
-			r.Ledger.Deliver(ledger.Delivery{Subscriber: sub, Topic: d.Topic, Payload: d.Payload, QoS: d.QoS,
-				Dup: d.Dup, Retain: d.Retain, At: d.At})
+	sub, onMessage := o.ClientID, o.OnMessage
+	o.OnMessage = func(d clients.Delivery) {
+		r.Ledger.Deliver(ledger.Delivery{Subscriber: sub, Topic: d.Topic, Payload: d.Payload, QoS: d.QoS,
+			Dup: d.Dup, Retain: d.Retain, At: d.At})
+		if onMessage != nil {
+			onMessage(d)
 		}
 	}
 	if o.Logger == nil {

@@ -3,12 +3,15 @@ package rig
 import (
 	"context"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/clients"
 	"github.com/mqttas/mqttas-go/harness/faults"
+	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/ledger/ledgermatch"
+	"github.com/mqttas/mqttas-go/harness/timeline"
 	"github.com/onsi/gomega"
 )
 
@@ -38,12 +41,23 @@ func TestRigDeliversThroughResets(t *testing.T) {
 	if err := r.Observer.Subscribe(ctx, "rig/#"); err != nil {
 		t.Fatal(err)
 	}
+	// The caller's hooks fire after the rig recorded the event or delivery.
+	var ups, msgs atomic.Int64
 	c, err := r.NewClient("mqttas", clients.Options{ClientID: "rig-pub", KeepAlive: 2 * time.Second,
-		ResponseTimeout: 500 * time.Millisecond})
+		ResponseTimeout: 500 * time.Millisecond,
+		OnEvent: func(e clients.Event) {
+			if e.Kind == clients.EventUp {
+				ups.Add(1)
+			}
+		},
+		OnMessage: func(clients.Delivery) { msgs.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Subscribe(ctx, c, "rig-pub", "rig/a", 1); err != nil {
 		t.Fatal(err)
 	}
 	tr := r.StartTraffic(ctx, Publisher{Client: c, Name: "rig-pub", Topic: "rig/a", QoS: 1, Interval: 5 * time.Millisecond})
@@ -68,4 +82,21 @@ func TestRigDeliversThroughResets(t *testing.T) {
 	g.Expect(tr.Acked()).To(gomega.BeNumerically(">=", 60))
 	g.Expect(r.Timeline.Faults()).To(gomega.HaveLen(2))
 	g.Expect(c.Stats()[clients.StatReconnects]).To(gomega.BeNumerically(">=", 1))
+	// Both the rig's records and the caller's hooks saw the events and the deliveries.
+	timelineUps := 0
+	for _, e := range r.Timeline.Entries() {
+		if e.Source == "rig-pub" && e.Kind == timeline.Up {
+			timelineUps++
+		}
+	}
+	ledgerDeliveries := 0
+	for e := range r.Ledger.Events() {
+		if e.Kind == ledger.KindDeliver && e.Subscriber == "rig-pub" {
+			ledgerDeliveries++
+		}
+	}
+	g.Expect(ups.Load()).To(gomega.BeNumerically(">=", 2), "the caller's OnEvent saw the reconnections")
+	g.Expect(int64(timelineUps)).To(gomega.Equal(ups.Load()), "the timeline holds every up the caller saw")
+	g.Expect(msgs.Load()).To(gomega.BeNumerically(">", 0), "the caller's OnMessage got deliveries")
+	g.Expect(int64(ledgerDeliveries)).To(gomega.Equal(msgs.Load()), "the ledger holds every delivery the caller got")
 }
