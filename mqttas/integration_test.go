@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -425,5 +426,68 @@ func TestIntegrationNotAuthorised(t *testing.T) {
 	}
 	if c.IsConnected() || c.Up().IsSet() || c.Down().IsSet() {
 		t.Fatal("a failed first Connect must leave the client down with no events")
+	}
+}
+
+// With KeepSession the will goes in the resumed CONNECT too: an abrupt loss of the first connection and of
+// the one that resumed its session each make mosquitto publish the will.
+func TestIntegrationWillAfterResume(t *testing.T) {
+	m := startMosquitto(t, "")
+	ctx := testCtx(t, 20*time.Second)
+	watchCfg := m.config("it-will-resume-watch")
+	watchCfg.QueueLen = 10
+	watch := mustConnect(t, watchCfg)
+	if err := watch.Subscribe(ctx, "will/resume", 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg := m.config("it-will-resume")
+	cfg.KeepSession = true
+	cfg.Will = &Message{Topic: "will/resume", Payload: []byte("gone"), QoS: 1}
+	for i, resume := range []bool{false, true} {
+		cfg.ResumeSession = resume
+		c := mustConnect(t, cfg)
+		if got := c.Stats().SessionPresent; got != resume {
+			t.Fatalf("connection %d: session present %t, want %t", i+1, got, resume)
+		}
+		_ = c.Close() // no DISCONNECT: an abrupt loss
+		msg, err := watch.Queue().Next(ctx)
+		if err != nil || msg.Topic != "will/resume" || string(msg.Payload) != "gone" {
+			t.Fatalf("after connection %d: got %+v %v, want its will", i+1, msg, err)
+		}
+	}
+}
+
+// A handler slower than 1.5 × KeepAlive (mosquitto drops a client that sends nothing for that long): the
+// client keeps pinging while the handler runs and counts the PINGRESPs waiting in the socket, so neither
+// side declares an outage and each message is delivered once.
+func TestIntegrationSlowHandlerNoFalseOutage(t *testing.T) {
+	m := startMosquitto(t, "")
+	ctx := testCtx(t, 30*time.Second)
+	subCfg := m.config("it-slow-sub")
+	subCfg.KeepSession = true
+	per := subCfg.KeepAlive*3/2 + 500*time.Millisecond // 3.5 s with KeepAlive 2 s
+	var handled atomic.Int32
+	subCfg.OnMessage = func(Message) {
+		time.Sleep(per)
+		handled.Add(1)
+	}
+	sub := mustConnect(t, subCfg)
+	if err := sub.Subscribe(ctx, "slow/handler", 1); err != nil {
+		t.Fatal(err)
+	}
+	pub := mustConnect(t, m.config("it-slow-pub"))
+	for i := range 2 {
+		if err := pub.Publish(ctx, "slow/handler", []byte{byte(i)}, false, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2*per + 5*time.Second)
+	for handled.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(subCfg.KeepAlive) // an outage right after the last handler would show now
+	st := sub.Stats()
+	if handled.Load() != 2 || st.Outages != 0 || st.Connects != 1 || st.Received != 2 {
+		t.Errorf("handled %d, stats %+v: want 2 messages, each once, no outage; mosquitto log:\n%s", handled.Load(), st, m.logs.String())
 	}
 }
