@@ -307,4 +307,3 @@ func TestPort_OnLinkChangeSerialInOrder(t *testing.T) {
 		t.Error("OnLinkChange calls overlapped")
 	}
 }
-
