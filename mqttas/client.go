@@ -48,6 +48,8 @@ type Client struct {
 	out   chan outItem  // publications and requests for the writer; outlives sessions (qos 0 carries over)
 	slots chan struct{} // one token per packet id in use
 
+	ob *outbox // the publications of PublishDurable; nil without Config.Store
+
 	queue *Queue
 	up    Event
 	down  Event
@@ -71,9 +73,12 @@ type request struct {
 	id   uint16
 	sess *session
 	ack  chan packet // buffered: the reader never blocks on it
+	// onAck, when set, receives the acknowledgement instead of ack (on the reader: it must not block).
+	onAck func(packet)
 }
 
-// New validates cfg and returns a client ready to Connect. It does no I/O.
+// New validates cfg and returns a client ready to Connect. It does no network I/O. With Config.Store it
+// reads the store's pending publications (Store.Pending), to be sent again, in order, once connected.
 func New(cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -100,6 +105,13 @@ func New(cfg Config) (*Client, error) {
 	c.closedCtx, c.closeCtx = context.WithCancel(context.Background())
 	if cfg.QueueLen > 0 {
 		c.queue = newQueue(cfg.QueueLen)
+	}
+	if cfg.Store != nil {
+		ob, err := newOutbox(cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		c.ob = ob
 	}
 	return c, nil
 }
@@ -199,7 +211,7 @@ func (c *Client) enqueue(ctx context.Context, s *session, it outItem) bool {
 }
 
 // register claims a packet id for a request on session s. It blocks while all 65535 ids are in use.
-func (c *Client) register(ctx context.Context, kind byte, s *session) (*request, error) {
+func (c *Client) register(ctx context.Context, kind byte, s *session, onAck func(packet)) (*request, error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -207,7 +219,10 @@ func (c *Client) register(ctx context.Context, kind byte, s *session) (*request,
 	case <-c.closed:
 		return nil, ErrClosed
 	}
-	r := &request{kind: kind, sess: s, ack: make(chan packet, 1)}
+	r := &request{kind: kind, sess: s, onAck: onAck}
+	if onAck == nil {
+		r.ack = make(chan packet, 1)
+	}
 	c.mu.Lock()
 	for {
 		c.nextID++
@@ -258,6 +273,10 @@ func (c *Client) complete(s *session, p packet, kind byte) {
 	delete(c.ids, p.id)
 	<-c.slots
 	c.mu.Unlock()
+	if r.onAck != nil {
+		r.onAck(p)
+		return
+	}
 	r.ack <- p
 }
 
@@ -279,7 +298,7 @@ func (c *Client) exchange(ctx context.Context, kind byte, resends int, encode fu
 		if err != nil {
 			return packet{}, err
 		}
-		r, err := c.register(ctx, kind, s)
+		r, err := c.register(ctx, kind, s, nil)
 		if err != nil {
 			return packet{}, err
 		}

@@ -150,6 +150,11 @@ type Config struct {
 	// WANCheckTimeout bounds WANOK's wait for a DNS answer; 0 means 2 s.
 	WANCheckTimeout time.Duration
 
+	// Store, when set, keeps the publications of PublishDurable until the broker acknowledges them, across
+	// crashes and power cuts: New reads what it holds and the client sends it again, in order, with new
+	// packet ids, once connected. FileStore is one on a local disk. nil means no persistence.
+	Store Store
+
 	// Logger receives debug output; nil discards it.
 	Logger *slog.Logger
 }

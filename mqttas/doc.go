@@ -26,7 +26,10 @@
 // connects with keepalive 60 s, a clean session, ResponseTime 10 s and 4 re-sends of an unacknowledged qos 1
 // publication. A negative KeepAlive or MaxRepubs asks for none.
 //
-// It does not persist anything across process restarts, and does not support qos 2.
+// Publish keeps nothing across process restarts. PublishDurable does, through Config.Store (FileStore: an
+// fsynced, checksummed log on a local disk): it returns once the message is stored, and the client sends it
+// until the broker acknowledges it, again after a crash or a power cut, at the next New and Connect with the
+// same store. qos 2 is not supported.
 //
 // # Two interfaces
 //

@@ -79,10 +79,21 @@ func (c *Client) connect(ctx context.Context, quick bool) error {
 	runDone := make(chan struct{})
 	upDone := make(chan struct{})
 	c.run, c.stopRun, c.runDone = run, stopRun, runDone
+	obDone := make(chan struct{})
+	if c.ob != nil {
+		c.wg.Go(func() {
+			defer close(obDone)
+			<-upDone
+			c.runOutbox(run)
+		})
+	} else {
+		close(obDone)
+	}
 	c.wg.Go(func() {
 		defer close(runDone)
 		<-upDone
 		c.supervise(run, s)
+		<-obDone // Disconnect waits for the outbox too: a later Connect starts a new one
 	})
 	c.mu.Unlock()
 	c.goUp(s, false)
