@@ -200,7 +200,7 @@ func TestSubscriptionRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		served := make(chan error, 1)
-		go func() { served <- fakeBroker(ln, tc.codes) }()
+		go func() { served <- fakeBroker(ln, tc.codes, nil) }()
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		code, _, errs := runCLI(t, context.Background(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "denied/x", "-C", "1")
 		if code != exitConnect || !strings.Contains(errs, tc.want) {
@@ -213,9 +213,10 @@ func TestSubscriptionRefused(t *testing.T) {
 	}
 }
 
-// fakeBroker serves one MQTT connection: CONNACK accepted, a SUBACK with codes for every SUBSCRIBE,
-// PINGRESP for PINGREQ, until DISCONNECT or EOF.
-func fakeBroker(ln net.Listener, codes []byte) error {
+// fakeBroker serves one MQTT connection: CONNACK accepted, a SUBACK with codes for every SUBSCRIBE (none
+// when codes is nil), PINGRESP for PINGREQ, until DISCONNECT or EOF. Each SUBSCRIBE is signalled on
+// subscribed when it is not nil.
+func fakeBroker(ln net.Listener, codes []byte, subscribed chan<- struct{}) error {
 	conn, err := ln.Accept()
 	if err != nil {
 		return err
@@ -236,6 +237,12 @@ func fakeBroker(ln net.Listener, codes []byte) error {
 		case mqttwire.CONNECT:
 			reply = mqttwire.Connack{}.Bytes()
 		case mqttwire.SUBSCRIBE: // SUBACK with its packet id, then the return codes
+			if subscribed != nil {
+				subscribed <- struct{}{}
+			}
+			if codes == nil {
+				continue
+			}
 			reply = mqttwire.Suback{ID: p.ID(), Codes: codes}.Bytes()
 		case mqttwire.PINGREQ:
 			reply = mqttwire.Empty(mqttwire.PINGRESP).Bytes()

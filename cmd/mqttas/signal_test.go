@@ -133,3 +133,42 @@ func TestSubInterruptExitCode(t *testing.T) {
 		}
 	}
 }
+
+// A persistent session can deliver messages before the SUBACK, so a signal can reach sub while it still waits
+// for one: without -C that ends the work as any other interrupt does (exit 0), with -C it cuts it short (exit 3).
+func TestSubInterruptedBeforeSuback(t *testing.T) {
+	buildBinary(t)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  int
+	}{
+		{"without -C", nil, exitOK},
+		{"-C 1", []string{"-C", "1"}, exitInterrupted},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		subscribed := make(chan struct{}, 1)
+		served := make(chan error, 1)
+		go func() { served <- fakeBroker(ln, nil, subscribed) }()
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		sub := startProc(t, "sub "+tc.name, append([]string{"sub", "-h", "127.0.0.1", "-p", port, "-t", "held/x"}, tc.flags...)...)
+		select {
+		case <-subscribed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("sub %s sent no SUBSCRIBE; stderr:\n%s", tc.name, sub.stderr)
+		}
+		if err := sub.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if code := sub.wait(10 * time.Second); code != tc.want {
+			t.Errorf("sub %s interrupted before its SUBACK: exit %d, want %d; stderr:\n%s", tc.name, code, tc.want, sub.stderr)
+		}
+		_ = ln.Close()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}
+}

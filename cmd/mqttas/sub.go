@@ -180,13 +180,16 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code := connect(ctx, c, "sub", addr, stderr); code >= 0 {
 		return code
 	}
+	interrupted := false
 	for _, t := range topics {
 		err := c.Subscribe(ctx, t, qos)
 		switch {
 		case err == nil:
 			continue
 		case ctx.Err() != nil:
-			code = exitInterrupted
+			// A persistent session can deliver before the SUBACK, so a signal may land here: judged below
+			// like any other interrupt.
+			interrupted = true
 		case errors.Is(err, mqttas.ErrSubscriptionRefused):
 			fmt.Fprintf(stderr, "mqttas sub: %s refused the subscription to %q\n", addr, t)
 			code = exitConnect
@@ -199,8 +202,7 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		break
 	}
-	interrupted := false
-	if code == 0 {
+	if code == 0 && !interrupted {
 		select {
 		case <-p.done:
 		case <-ctx.Done():
