@@ -5,7 +5,10 @@ package mqttas
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,9 +26,8 @@ type handlerProbe struct {
 	overlap atomic.Bool
 }
 
-func newHandlerProbe(t *testing.T, per time.Duration) *handlerProbe {
-	h := &handlerProbe{per: per, entered: make(chan Message, 64), release: make(chan struct{})}
-	return h
+func newHandlerProbe(per time.Duration) *handlerProbe {
+	return &handlerProbe{per: per, entered: make(chan Message, 64), release: make(chan struct{})}
 }
 
 func (h *handlerProbe) OnMessage(m Message) {
@@ -69,7 +71,7 @@ func TestPort_HungHandlerDoesNotHideSilentBroker(t *testing.T) {
 	cfg := fbConfig(b)
 	pi := 200 * time.Millisecond
 	cfg.PingInterval = pi
-	h := newHandlerProbe(t, 0)
+	h := newHandlerProbe(0)
 	cfg.OnMessage = h.OnMessage
 	c := fbConnect(t, cfg)
 	t.Cleanup(h.free)
@@ -119,7 +121,7 @@ func TestPort_SlowHandlerNoFalseOutage(t *testing.T) {
 	cfg := fbConfig(b)
 	pi := 100 * time.Millisecond
 	cfg.PingInterval = pi
-	h := newHandlerProbe(t, 6*pi)
+	h := newHandlerProbe(6 * pi)
 	cfg.OnMessage = h.OnMessage
 	c := fbConnect(t, cfg)
 	var burst []byte
@@ -156,7 +158,7 @@ func TestPort_HandlerCountsAsTrafficWithoutSocketView(t *testing.T) {
 	cfg.PingInterval = pi
 	d := &fbDialer{target: b.Addr()}
 	cfg.Dial = d.Dial
-	h := newHandlerProbe(t, 3*pi)
+	h := newHandlerProbe(3 * pi)
 	cfg.OnMessage = h.OnMessage
 	c := fbConnect(t, cfg)
 	t.Cleanup(h.free)
@@ -186,4 +188,48 @@ func TestPort_HandlerCountsAsTrafficWithoutSocketView(t *testing.T) {
 	start := h.wait(t, "hang", 2*time.Second)
 	down := fbWaitEvent(t, c.Down(), 10*pi, "Down while the handler hangs")
 	fbWithin(t, "hung handler's start to outage", down.Sub(start), 4*pi-10*time.Millisecond, 5*pi+150*time.Millisecond)
+}
+
+// queueSocket finds the kernel socket under a TCP connection and under TLS on one, not under a wrapper
+// that hides it; socketQueued counts the bytes that arrived unread.
+func TestQueueSocketCountsWaitingBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	rc := queueSocket(client)
+	if rc == nil {
+		t.Fatal("no socket queue under a TCP connection")
+	}
+	if queueSocket(tls.Client(client, &tls.Config{InsecureSkipVerify: true})) == nil {
+		t.Error("no socket queue under TLS on a TCP connection")
+	}
+	if queueSocket(&faultConn{Conn: client}) != nil {
+		t.Error("a socket queue under a wrapper that does not expose its connection")
+	}
+	if n, ok := socketQueued(rc); !ok || n != 0 {
+		t.Errorf("before any bytes: %d waiting (%t), want 0", n, ok)
+	}
+	if _, err := server.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	fbEventually(t, 2*time.Second, "100 bytes waiting", func() bool { n, _ := socketQueued(rc); return n == 100 })
+	buf := make([]byte, 40)
+	if _, err := io.ReadFull(client, buf); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := socketQueued(rc); n != 60 {
+		t.Errorf("after reading 40 of 100: %d waiting, want 60", n)
+	}
 }
