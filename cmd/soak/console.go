@@ -1,17 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"regexp"
-	"runtime"
-	"runtime/debug"
-	"strings"
 	"sync"
-	"time"
 )
 
 // console serialises stderr between the progress line and everything else. On a terminal the progress
@@ -76,49 +69,4 @@ func (c *console) Done() {
 		_, _ = io.WriteString(c.w, "\n")
 		c.pending = false
 	}
-}
-
-var mosquittoVersion = regexp.MustCompile(`mosquitto version (\S+)`)
-
-// versions names what the run was made of: Go, the code under test, the broker and the harness's parts.
-func versions(ctx context.Context, brokerKind, brokerLogs string) map[string]string {
-	v := map[string]string{"go": runtime.Version(), "broker": brokerKind, "mqttas": "(devel)"}
-	if m := mosquittoVersion.FindStringSubmatch(brokerLogs); m != nil {
-		v["mosquitto"] = m[1]
-	} else {
-		v["mosquitto"] = "unknown"
-	}
-	deps := map[string]string{
-		"github.com/Shopify/toxiproxy/v2":             "toxiproxy",
-		"github.com/eclipse/paho.mqtt.golang":         "paho",
-		"github.com/testcontainers/testcontainers-go": "testcontainers",
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v["mqttas"] = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				v["mqttas"] = s.Value
-			}
-		}
-		for _, d := range bi.Deps {
-			if name, ok := deps[d.Path]; ok {
-				v[name] = d.Version
-			}
-		}
-	}
-	if v["mqttas"] == "(devel)" {
-		// go run builds without VCS stamps here (-buildvcs=false); ask git, briefly.
-		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(gctx, "git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
-			rev := strings.TrimSpace(string(out))
-			if st, err := exec.CommandContext(gctx, "git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-				rev += "+dirty"
-			}
-			v["mqttas"] = rev
-		}
-	}
-	return v
 }

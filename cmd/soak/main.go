@@ -6,12 +6,11 @@
 //	SOAK_SEED=42 SOAK_DURATION=10m go run ./cmd/soak   # the same schedule again, longer
 //	go run ./cmd/soak -trace traces/ap-reboot.yaml     # replay a field trace
 //	go run ./cmd/soak -record seen.yaml                # also write the outages seen as a trace
+//	go run ./cmd/soak check reports/<run>/history.jsonl # check a saved history again
 //
-// N clients publish qos 1 through a faulty link (half of them with persistent sessions) and subscribe to
-// a neighbour's topic and to a feeder that is connected straight to the broker; an independent observer
-// subscribes to everything. At the end of the duration the link is healed, every client must reconnect,
-// deliveries drain, and the ledger decides. The report (summary.json, history.jsonl, index.html, plus the
-// schedule as schedule.yaml and timeline.jsonl) goes to -out. Run with -h for the flags and exit codes.
+// The run itself is harness/soak's (see its package comment); this command parses the flags and the
+// environment, prints the plan, a progress line and the verdict, and maps the result to an exit code.
+// The report goes to -out. Run with -h for the flags and exit codes.
 package main
 
 import (

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/report"
 	"github.com/mqttas/mqttas-go/harness/schedule"
+	"github.com/mqttas/mqttas-go/harness/soak"
 )
 
 func TestMain(m *testing.M) {
@@ -31,8 +31,8 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.duration != 2*time.Minute || c.clients != 20 || c.rate != 5 || c.feedRate != 5 || c.client != "mqttas" ||
-		c.seed != now.UnixNano() || c.seedSet || c.durationSet || c.out != "reports/soak-20260102-030405" {
+	if c.Duration != 2*time.Minute || c.Clients != 20 || c.Rate != 5 || c.FeedRate != 5 || c.Client != "mqttas" ||
+		c.Seed != now.UnixNano() || c.seedSet || c.durationSet || c.Out != "reports/soak-20260102-030405" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	env := envOf(map[string]string{"SOAK_DURATION": "30s", "SOAK_CLIENTS": "4", "SOAK_RATE": "2.5",
@@ -41,8 +41,8 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.duration != 30*time.Second || !c.durationSet || c.clients != 4 || c.rate != 2.5 || c.feedRate != 2.5 ||
-		c.seed != 42 || !c.seedSet || c.client != "paho" {
+	if c.Duration != 30*time.Second || !c.durationSet || c.Clients != 4 || c.Rate != 2.5 || c.FeedRate != 2.5 ||
+		c.Seed != 42 || !c.seedSet || c.Client != "paho" {
 		t.Fatalf("from the environment: %+v", c)
 	}
 	// Flags win over the environment.
@@ -51,8 +51,8 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.duration != time.Minute || c.clients != 6 || c.seed != 7 || c.client != "mqttas" || c.feedRate != 0 ||
-		c.out != "reports/replay-20260102-030405" {
+	if c.Duration != time.Minute || c.Clients != 6 || c.Seed != 7 || c.Client != "mqttas" || c.FeedRate != 0 ||
+		c.Out != "reports/replay-20260102-030405" {
 		t.Fatalf("flags over the environment: %+v", c)
 	}
 }
@@ -115,80 +115,23 @@ func TestExitCode(t *testing.T) {
 	lost := l.Check()
 	none := ledger.New(t0).Check()
 	cases := []struct {
-		res  ledger.Result
-		o    outcome
+		res  soak.Result
 		want int
 	}{
-		{valid, outcome{}, exitPass},
-		{lost, outcome{}, exitFail},
-		{valid, outcome{missing: []string{"c1"}}, exitFail},
-		{none, outcome{}, exitFail},
-		{valid, outcome{interrupted: true}, exitInterrupted},
-		{lost, outcome{harnessErrs: []string{"broker gone"}, interrupted: true}, exitHarness},
+		{soak.Result{Ledger: valid}, exitPass},
+		{soak.Result{Ledger: lost}, exitFail},
+		{soak.Result{Ledger: valid, NotReconnected: []string{"c1"}}, exitFail},
+		{soak.Result{Ledger: none}, exitFail},
+		{soak.Result{Ledger: valid, Interrupted: true}, exitInterrupted},
+		{soak.Result{Ledger: lost, HarnessErrors: []string{"broker gone"}, Interrupted: true}, exitHarness},
 	}
 	for i, c := range cases {
-		if got := exitCode(c.res, &c.o); got != c.want {
-			t.Errorf("case %d: exit %d, want %d (%s)", i, got, c.want, verdictWord(c.res, &c.o))
+		if got := exitCode(&c.res); got != c.want {
+			t.Errorf("case %d: exit %d, want %d (%s)", i, got, c.want, c.res.Verdict())
 		}
 	}
 	if len(lost.Lost) != 1 || !valid.Valid() {
 		t.Fatalf("ledger fixtures: %s / %s", valid.Summary(), lost.Summary())
-	}
-}
-
-func TestVmHWM(t *testing.T) {
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("no /proc")
-	}
-	if v := vmHWM(); v < 1<<20 {
-		t.Fatalf("peak RSS %d bytes", v)
-	}
-	m := newMemPeak()
-	if _, heap := m.peaks(); heap == 0 {
-		t.Fatal("no heap figure")
-	}
-}
-
-// The short soak, end to end in process: a real broker, the link, 3 clients under a seeded random
-// schedule of two faults (a blackhole, then the link down); it must pass and write the report.
-func TestShortSoakEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a broker")
-	}
-	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "report")
-	args := []string{"-duration", "10s", "-clients", "3", "-rate", "10", "-seed", "18", "-out", dir,
-		"-drain-quiet", "2s", "-heal-timeout", "30s", "-drain-timeout", "20s"}
-	sum := soakOK(t, args, dir)
-	sched, err := schedule.Load(filepath.Join(dir, "schedule.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	occ, _ := sched.Occurrences()
-	var names []string
-	for _, o := range occ {
-		names = append(names, o.Fault.Name())
-	}
-	if !slices.Equal(names, []string{"blackhole", "down"}) {
-		t.Fatalf("seed 18 drew %v", names)
-	}
-	want, _ := schedule.Random(18, 10*time.Second, schedule.RandomOptions{})
-	wantYAML, _ := schedule.Marshal(want)
-	if got, _ := os.ReadFile(filepath.Join(dir, "schedule.yaml")); !bytes.Equal(got, wantYAML) {
-		t.Fatalf("schedule.yaml differs from seed 18's schedule:\n%s\nwant\n%s", got, wantYAML)
-	}
-	if len(sum.Faults) != 2 || len(sum.Schedule) != 2 {
-		t.Fatalf("faults injected %v, scheduled %v", sum.Faults, sum.Schedule)
-	}
-	if sum.Config["clients"] != float64(3) || sum.Seed != 18 || sum.Config["peak_rss_bytes"] == float64(0) {
-		t.Fatalf("config %v, seed %d", sum.Config, sum.Seed)
-	}
-	outages := 0
-	for _, c := range sum.Clients {
-		outages += c.Outages
-	}
-	if outages < 3 {
-		t.Fatalf("the clients went through %d outages under a blackhole and a down link", outages)
 	}
 }
 
@@ -228,6 +171,51 @@ func TestReplayShippedTrace(t *testing.T) {
 	}
 	if _, err := schedule.Load(rec2); err != nil {
 		t.Fatal(err)
+	}
+	// The saved history checks again to the run's verdict.
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"check", filepath.Join(dir, report.HistoryFile)}, envOf(nil), &out, &errOut); code != exitPass ||
+		strings.TrimSpace(out.String()) != "PASS" || !strings.Contains(errOut.String(), "lost 0") {
+		t.Fatalf("check: exit %d, stdout %q\n%s", code, out.String(), errOut.String())
+	}
+}
+
+// soak check refuses what it cannot read, and exits 1 on a history that lost a message.
+func TestCheckCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(t.Context(), []string{"check"}, envOf(nil), &out, &errOut); code != exitUsage {
+		t.Fatalf("no file: exit %d", code)
+	}
+	if code := run(t.Context(), []string{"check", filepath.Join(t.TempDir(), "none.jsonl")}, envOf(nil), &out, &errOut); code != exitUsage {
+		t.Fatalf("a missing file: exit %d", code)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(bad, []byte("{not json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run(t.Context(), []string{"check", bad}, envOf(nil), &out, &errOut); code != exitUsage {
+		t.Fatalf("a bad history: exit %d\n%s", code, errOut.String())
+	}
+	// A history with one acknowledged message that never arrived.
+	t0 := time.Now()
+	l := ledger.New(t0)
+	l.Subscribe("s", "t", t0)
+	id := ledger.ID{Publisher: "p", Topic: "t", Seq: 1}
+	l.Complete(l.Invoke(id, t0), ledger.OK, t0, nil)
+	lost := filepath.Join(t.TempDir(), "lost.jsonl")
+	var b bytes.Buffer
+	if err := l.WriteJSONL(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lost, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run(t.Context(), []string{"check", lost}, envOf(nil), &out, &errOut); code != exitFail ||
+		strings.TrimSpace(out.String()) != "FAIL" || !strings.Contains(errOut.String(), "LOST") {
+		t.Fatalf("a lost message: exit %d, stdout %q\n%s", code, out.String(), errOut.String())
 	}
 }
 

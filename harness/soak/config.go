@@ -1,0 +1,102 @@
+package soak
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/rig"
+)
+
+// Config is one soak run's settings. DefaultConfig gives the defaults of `make soak`.
+type Config struct {
+	// Duration is how long the clients publish under faults. With a Trace, 0 means the trace's last
+	// fault's end plus Tail, and a Duration shorter than the trace is refused.
+	Duration time.Duration
+	Clients  int     // clients through the faulty link, half of them with persistent sessions (1–1000)
+	Rate     float64 // qos 1 messages per second per client
+	// FeedRate is the feeder's rate: a client straight to the broker whose messages queue up for the
+	// persistent clients during outages; 0: no feeder.
+	FeedRate float64
+	Seed     int64  // of the random fault schedule (without a Trace)
+	Client   string // the client under test: a name in Registry
+	// Registry makes the clients; nil means the rig's standard one (ClientNames).
+	Registry clients.Registry
+	Trace    string // a trace (YAML) to replay instead of a random schedule
+	Record   string // if set, the outages the clients saw are written here as a trace
+	Out      string // the report directory
+
+	KeepAlive       time.Duration // the clients' MQTT keepalive (whole seconds)
+	ResponseTimeout time.Duration // the clients' wait for an acknowledgement before they act
+	Tail            time.Duration // with a Trace: fault-free time after its last fault
+	DrainQuiet      time.Duration // the drain ends when nothing new arrived for this long
+	HealTimeout     time.Duration // bound on healing and on waiting for every client to reconnect
+	DrainTimeout    time.Duration // bound on the drain
+	StopGrace       time.Duration // how long publications in flight may take after the run
+
+	// Logger receives the harness's progress (fault injections, heals); nil discards it.
+	Logger *slog.Logger
+	// OnProgress, if set, receives a Progress snapshot every ProgressEvery while the clients publish and
+	// heal, and a last one (Final) before the verdict. It runs on a goroutine of its own.
+	OnProgress    func(Progress)
+	ProgressEvery time.Duration
+}
+
+// DefaultConfig returns the defaults: 2 minutes, 20 mqttas clients at 5 msg/s, a feeder at the same rate,
+// keepalive 4 s, and the report under reports/. The seed is left 0: pick one (and print it).
+func DefaultConfig() Config {
+	return Config{
+		Duration: 2 * time.Minute, Clients: 20, Rate: 5, FeedRate: 5, Client: "mqttas",
+		KeepAlive: 4 * time.Second, ResponseTimeout: 3 * time.Second, Tail: 10 * time.Second,
+		DrainQuiet: 3 * time.Second, HealTimeout: 60 * time.Second, DrainTimeout: 60 * time.Second,
+		StopGrace: 30 * time.Second, ProgressEvery: 5 * time.Second,
+	}
+}
+
+// ClientNames lists the clients a soak can run, sorted.
+func ClientNames() []string { return rig.Registry().Names() }
+
+// Validate checks every setting; it returns all the problems at once.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Duration > 0 || (c.Duration == 0 && c.Trace != ""), "duration %v: must be > 0", c.Duration)
+	check(c.Clients >= 1 && c.Clients <= 1000, "clients %d: must be 1–1000", c.Clients)
+	check(c.Rate > 0 && c.Rate <= 1000, "rate %v: must be > 0 and ≤ 1000 messages/s per client", c.Rate)
+	check(c.FeedRate >= 0 && c.FeedRate <= 1000, "feed-rate %v: must be 0–1000 messages/s", c.FeedRate)
+	names := ClientNames()
+	if c.Registry != nil {
+		names = c.Registry.Names()
+	}
+	check(slices.Contains(names, c.Client), "client %q: want one of %s", c.Client, strings.Join(names, ", "))
+	check(c.KeepAlive >= time.Second && c.KeepAlive%time.Second == 0, "keepalive %v: whole seconds ≥ 1s", c.KeepAlive)
+	check(c.ResponseTimeout > 0, "response-timeout %v: must be > 0", c.ResponseTimeout)
+	check(c.Tail >= 0 && c.DrainQuiet > 0 && c.HealTimeout > 0 && c.DrainTimeout > 0 && c.StopGrace > 0 && c.ProgressEvery > 0,
+		"tail, drain-quiet, heal-timeout, drain-timeout, stop-grace and progress must be > 0")
+	check(c.Out != "", "no report directory")
+	return errors.Join(errs...)
+}
+
+// brokerConfig is added to the harness's mosquitto.conf. Mosquitto 2.0 keeps at most 1000 messages for an
+// offline persistent session by default and silently drops the rest; a long outage at a high rate would
+// then show up as loss that the broker, not the client, caused. The soak tests the client: no limit.
+func brokerConfig() []string { return []string{"max_queued_messages 0"} }
+
+// Settings are the run's parameters as the report records them.
+func (c Config) Settings() map[string]any {
+	return map[string]any{
+		"duration": c.Duration.String(), "clients": c.Clients, "rate_per_client": c.Rate, "feed_rate": c.FeedRate,
+		"client": c.Client, "qos": 1, "keepalive": c.KeepAlive.String(), "response_timeout": c.ResponseTimeout.String(),
+		"persistent_clients": (c.Clients + 1) / 2, "trace": c.Trace, "drain_quiet": c.DrainQuiet.String(),
+		"broker_config": strings.Join(brokerConfig(), "; "),
+		"topology":      "client i publishes to soak/<tag>/c<i> and subscribes to its neighbour's topic and to the feed; the observer subscribes to everything",
+	}
+}

@@ -1,0 +1,180 @@
+package soak
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mqttas/mqttas-go/harness/ledger"
+	"github.com/mqttas/mqttas-go/harness/report"
+	"github.com/mqttas/mqttas-go/harness/schedule"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	os.Exit(m.Run())
+}
+
+func TestVmHWM(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc")
+	}
+	if v := vmHWM(); v < 1<<20 {
+		t.Fatalf("peak RSS %d bytes", v)
+	}
+	m := newMemPeak()
+	if _, heap := m.peaks(); heap == 0 {
+		t.Fatal("no heap figure")
+	}
+}
+
+// shortConfig is a short run's configuration: n clients at 10 msg/s, writing to dir.
+func shortConfig(dir string, n int) Config {
+	cfg := DefaultConfig()
+	cfg.Clients, cfg.Rate, cfg.FeedRate, cfg.Out = n, 10, 10, dir
+	cfg.DrainQuiet, cfg.HealTimeout, cfg.DrainTimeout = 2*time.Second, 30*time.Second, 20*time.Second
+	return cfg
+}
+
+// runSoak plans and runs cfg, and returns its result and the summary it wrote.
+func runSoak(t *testing.T, cfg Config) (*Result, report.Summary) {
+	t.Helper()
+	ctx := t.Context()
+	sched, err := Plan(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress []Progress
+	cfg.ProgressEvery = 500 * time.Millisecond
+	cfg.OnProgress = func(p Progress) { progress = append(progress, p) }
+	res, err := Run(ctx, cfg, sched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CloseErr != nil {
+		t.Error(res.CloseErr)
+	}
+	if len(progress) < 2 || !progress[len(progress)-1].Final || progress[0].Clients != cfg.Clients {
+		t.Errorf("progress %+v", progress)
+	}
+	for _, f := range []string{report.SummaryFile, report.HistoryFile, report.IndexFile, ScheduleFile, TimelineFile} {
+		if fi, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || fi.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.Out, report.SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum report.Summary
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return res, sum
+}
+
+// sameVerdict fails unless the history saved in dir checks again to res.
+func sameVerdict(t *testing.T, dir string, res ledger.Result) ledger.Result {
+	t.Helper()
+	again, err := Check(filepath.Join(dir, report.HistoryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Summary() != res.Summary() || len(again.Lost) != len(res.Lost) || !slices.Equal(lostIDs(again), lostIDs(res)) ||
+		len(again.Unexpected) != len(res.Unexpected) || again.DuplicateDeliveries != res.DuplicateDeliveries {
+		t.Fatalf("the saved history checks to\n%s\nthe run's verdict was\n%s", again.Summary(), res.Summary())
+	}
+	return again
+}
+
+func lostIDs(r ledger.Result) []string {
+	var out []string
+	for _, l := range r.Lost {
+		out = append(out, l.ID.String()+"→"+l.Subscriber)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// The short soak, end to end in process: a real broker, the link, 3 clients under a seeded random
+// schedule of two faults (a blackhole, then the link down); it must pass and write the report, and the
+// history it saved must check again to the same verdict.
+func TestShortSoakEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "report")
+	cfg := shortConfig(dir, 3)
+	cfg.Duration, cfg.Seed = 10*time.Second, 18
+	res, sum := runSoak(t, cfg)
+	if res.Verdict() != "PASS" || res.Failed() || len(res.HarnessErrors) > 0 {
+		t.Fatalf("verdict %s: %s; harness errors %v", res.Verdict(), res.Ledger.Summary(), res.HarnessErrors)
+	}
+	if !sum.Valid || sum.Lost != 0 || sum.Acknowledged < 100 {
+		t.Fatalf("summary: valid %t, lost %d, acknowledged %d", sum.Valid, sum.Lost, sum.Acknowledged)
+	}
+	sched, err := schedule.Load(filepath.Join(dir, ScheduleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	occ, _ := sched.Occurrences()
+	var names []string
+	for _, o := range occ {
+		names = append(names, o.Fault.Name())
+	}
+	if !slices.Equal(names, []string{"blackhole", "down"}) {
+		t.Fatalf("seed 18 drew %v", names)
+	}
+	want, _ := schedule.Random(18, 10*time.Second, schedule.RandomOptions{})
+	wantYAML, _ := schedule.Marshal(want)
+	if got, _ := os.ReadFile(filepath.Join(dir, ScheduleFile)); !bytes.Equal(got, wantYAML) {
+		t.Fatalf("schedule.yaml differs from seed 18's schedule:\n%s\nwant\n%s", got, wantYAML)
+	}
+	if len(sum.Faults) != 2 || len(sum.Schedule) != 2 {
+		t.Fatalf("faults injected %v, scheduled %v", sum.Faults, sum.Schedule)
+	}
+	if sum.Config["clients"] != float64(3) || sum.Seed != 18 || sum.Config["peak_rss_bytes"] == float64(0) {
+		t.Fatalf("config %v, seed %d", sum.Config, sum.Seed)
+	}
+	outages := 0
+	for _, c := range sum.Clients {
+		outages += c.Outages
+	}
+	if outages < 3 {
+		t.Fatalf("the clients went through %d outages under a blackhole and a down link", outages)
+	}
+	sameVerdict(t, dir, res.Ledger)
+}
+
+func TestPlanAndValidate(t *testing.T) {
+	cfg := shortConfig(t.TempDir(), 2)
+	cfg.Trace, cfg.Duration, cfg.Tail = "../../traces/ap-reboot.yaml", 0, 2*time.Second
+	s, err := Plan(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Duration != s.End()+2*time.Second {
+		t.Fatalf("duration %v, trace end %v", cfg.Duration, s.End())
+	}
+	cfg.Duration = time.Second
+	if _, err := Plan(&cfg); err == nil {
+		t.Fatal("a duration shorter than the trace was accepted")
+	}
+	cfg.Trace = filepath.Join(t.TempDir(), "missing.yaml")
+	if _, err := Plan(&cfg); err == nil {
+		t.Fatal("a missing trace was accepted")
+	}
+	bad := shortConfig("", 0)
+	bad.Client = "hivemq"
+	if err := bad.Validate(); err == nil {
+		t.Fatal("a bad configuration was accepted")
+	}
+	if _, err := Check(filepath.Join(t.TempDir(), "none.jsonl")); err == nil {
+		t.Fatal("checked a missing history")
+	}
+}
