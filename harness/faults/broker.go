@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 )
 
@@ -19,16 +18,17 @@ type brokerFault struct{}
 
 func (brokerFault) Family() Family                           { return FamilyBroker }
 func (brokerFault) OneShot() bool                            { return false }
-func (brokerFault) Validate() error                          { return nil }
 func (brokerFault) Heal(ctx context.Context, t Target) error { return t.Broker.Start(ctx) }
 
 // BrokerRestart stops the broker gracefully (it saves its persistence) until healed: a broker restart.
-type BrokerRestart struct{ brokerFault }
+type BrokerRestart struct {
+	brokerFault
+	plain[BrokerRestart]
+}
 
 func (BrokerRestart) Name() string                               { return "broker-restart" }
 func (f BrokerRestart) String() string                           { return Format(f) }
 func (BrokerRestart) Inject(ctx context.Context, t Target) error { return t.Broker.Stop(ctx) }
-func (f BrokerRestart) Draw(*rand.Rand) Fault                    { return f }
 func (BrokerRestart) Mix() Mix {
 	return Mix{Weight: 6, Min: time.Second, Max: 6 * time.Second,
 		Why: "the broker stopped gracefully (it saves its sessions) and started again"}
@@ -43,12 +43,14 @@ func (BrokerRestart) Trial() Trial {
 // It has weight 0 in random schedules and no trial: SIGKILL loses whatever mosquitto had not autosaved
 // (autosave_interval 1), so acknowledged messages may go with it and a verdict would blame the client for
 // the broker's durability contract. Give it a weight to study exactly that.
-type BrokerKill struct{ brokerFault }
+type BrokerKill struct {
+	brokerFault
+	plain[BrokerKill]
+}
 
 func (BrokerKill) Name() string                               { return "broker-kill" }
 func (f BrokerKill) String() string                           { return Format(f) }
 func (BrokerKill) Inject(ctx context.Context, t Target) error { return t.Broker.Kill(ctx) }
-func (f BrokerKill) Draw(*rand.Rand) Fault                    { return f }
 func (BrokerKill) Mix() Mix {
 	return Mix{Weight: 0, Min: time.Second, Max: 6 * time.Second,
 		Why: "the broker crashed (SIGKILL); off by default: it may lose acknowledged messages"}
@@ -56,13 +58,15 @@ func (BrokerKill) Mix() Mix {
 func (BrokerKill) Trial() Trial { return Trial{} }
 
 // BrokerPause freezes the broker: TCP still connects, nothing is answered.
-type BrokerPause struct{ brokerFault }
+type BrokerPause struct {
+	brokerFault
+	plain[BrokerPause]
+}
 
 func (BrokerPause) Name() string                               { return "broker-pause" }
 func (f BrokerPause) String() string                           { return Format(f) }
 func (BrokerPause) Inject(ctx context.Context, t Target) error { return t.Broker.Pause(ctx) }
 func (BrokerPause) Heal(ctx context.Context, t Target) error   { return t.Broker.Unpause(ctx) }
-func (f BrokerPause) Draw(*rand.Rand) Fault                    { return f }
 func (BrokerPause) Mix() Mix {
 	return Mix{Weight: 5, Min: time.Second, Max: 6 * time.Second, Why: "a hung broker: TCP connects, nothing answers"}
 }

@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/link"
@@ -16,15 +15,15 @@ func init() {
 // DropPingresps drops every PINGRESP on its way to the client, the others pass: the broker looks alive to
 // whatever traffic flows, but a keepalive that waits for PINGRESP itself never gets one. A client that
 // counts any byte received as a sign of life rides it out while it has traffic; an idle one must notice.
-type DropPingresps struct{ packetFault }
+type DropPingresps struct {
+	packetFault
+	plain[DropPingresps]
+}
 
-func (DropPingresps) Name() string     { return "drop-pingresps" }
-func (f DropPingresps) String() string { return Format(f) }
-func (DropPingresps) Validate() error  { return nil }
+func (DropPingresps) Name() string { return "drop-pingresps" }
 func (DropPingresps) Inject(_ context.Context, t Target) error {
 	return t.Link.DropPackets(link.Downstream, mqttframe.PINGRESP, -1)
 }
-func (f DropPingresps) Draw(*rand.Rand) Fault { return f }
 func (DropPingresps) Mix() Mix {
 	return Mix{Weight: 4, Min: 2 * time.Second, Max: 8 * time.Second,
 		Why: "PINGRESPs lost on the way back while everything else passes: keepalive without a reply"}

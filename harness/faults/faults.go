@@ -349,5 +349,13 @@ func atLeast(fault, param string, n, minimum int, why string) error {
 	return nil
 }
 
+// plain is embedded by the faults without parameters, F being the fault itself: there is nothing to
+// validate or draw, and the fault renders as its name.
+type plain[F Fault] struct{}
+
+func (plain[F]) Validate() error       { return nil }
+func (plain[F]) Draw(*rand.Rand) Fault { var f F; return f }
+func (plain[F]) String() string        { var f F; return f.Name() }
+
 // between draws a whole number from lo to hi, both included.
 func between(r *rand.Rand, lo, hi int) int { return lo + r.IntN(hi-lo+1) }

@@ -67,16 +67,14 @@ func (Latency) Trial() Trial {
 
 // Reset closes the connections through the link at once, as a dropped WiFi association does. It is
 // one-shot: new connections are accepted straight away.
-type Reset struct{}
+type Reset struct{ plain[Reset] }
 
 func (Reset) Name() string                               { return "reset" }
 func (f Reset) String() string                           { return Format(f) }
 func (Reset) Family() Family                             { return FamilyLink }
 func (Reset) OneShot() bool                              { return true }
-func (Reset) Validate() error                            { return nil }
 func (Reset) Inject(ctx context.Context, t Target) error { return t.Link.Reset(ctx) }
 func (Reset) Heal(context.Context, Target) error         { return nil }
-func (f Reset) Draw(*rand.Rand) Fault                    { return f }
 func (Reset) Mix() Mix {
 	return Mix{Weight: 15, Why: "the connection dropped at once (a lost association)"}
 }
@@ -87,13 +85,14 @@ func (Reset) Trial() Trial {
 
 // Blackhole stops every byte in both directions while the TCP connection stays open, with no FIN: the
 // silent, half-open link that only keepalive detects. Healing it closes the blackholed connections.
-type Blackhole struct{ linkFault }
+type Blackhole struct {
+	linkFault
+	plain[Blackhole]
+}
 
 func (Blackhole) Name() string                               { return "blackhole" }
 func (f Blackhole) String() string                           { return Format(f) }
-func (Blackhole) Validate() error                            { return nil }
 func (Blackhole) Inject(ctx context.Context, t Target) error { return t.Link.Silent(ctx) }
-func (f Blackhole) Draw(*rand.Rand) Fault                    { return f }
 func (Blackhole) Mix() Mix {
 	return Mix{Weight: 20, Min: time.Second, Max: 6 * time.Second,
 		Why: "a silent link (no FIN): the client must notice it through keepalive"}
@@ -104,14 +103,15 @@ func (Blackhole) Trial() Trial {
 }
 
 // Down refuses new connections and closes open ones: the broker's host is unreachable.
-type Down struct{ linkFault }
+type Down struct {
+	linkFault
+	plain[Down]
+}
 
 func (Down) Name() string                               { return "down" }
 func (f Down) String() string                           { return Format(f) }
-func (Down) Validate() error                            { return nil }
 func (Down) Inject(ctx context.Context, t Target) error { return t.Link.Down(ctx) }
 func (Down) Heal(ctx context.Context, t Target) error   { return t.Link.Up(ctx) }
-func (f Down) Draw(*rand.Rand) Fault                    { return f }
 func (Down) Mix() Mix {
 	return Mix{Weight: 12, Min: time.Second, Max: 10 * time.Second,
 		Why: "the broker's host unreachable: connections closed and refused"}

@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/link"
@@ -27,15 +26,15 @@ func (packetFault) Heal(_ context.Context, t Target) error {
 
 // DropPubacks drops every PUBACK on its way to the client, the others pass: the client re-sends with DUP
 // and, past MaxRepubs, declares the link dead.
-type DropPubacks struct{ packetFault }
+type DropPubacks struct {
+	packetFault
+	plain[DropPubacks]
+}
 
-func (DropPubacks) Name() string     { return "drop-pubacks" }
-func (f DropPubacks) String() string { return Format(f) }
-func (DropPubacks) Validate() error  { return nil }
+func (DropPubacks) Name() string { return "drop-pubacks" }
 func (DropPubacks) Inject(_ context.Context, t Target) error {
 	return t.Link.DropPackets(link.Downstream, mqttframe.PUBACK, -1)
 }
-func (f DropPubacks) Draw(*rand.Rand) Fault { return f }
 func (DropPubacks) Mix() Mix {
 	return Mix{Weight: 6, Min: time.Second, Max: 5 * time.Second,
 		Why: "PUBACKs lost on the way back: the client re-sends with DUP"}
