@@ -217,6 +217,13 @@ func TestCheckCommand(t *testing.T) {
 		strings.TrimSpace(out.String()) != "FAIL" || !strings.Contains(errOut.String(), "LOST") {
 		t.Fatalf("a lost message: exit %d, stdout %q\n%s", code, out.String(), errOut.String())
 	}
+	// A history recorded from a broken client's soak.
+	out.Reset()
+	errOut.Reset()
+	if code := run(t.Context(), []string{"check", "../../harness/ledger/testdata/broken-drop7.history.jsonl"}, envOf(nil), &out, &errOut); code != exitFail ||
+		strings.TrimSpace(out.String()) != "FAIL" || !strings.Contains(errOut.String(), "lost 15") {
+		t.Fatalf("a recorded failing history: exit %d, stdout %q\n%s", code, out.String(), errOut.String())
+	}
 }
 
 // soakOK runs the command, expects a pass, and returns the summary it wrote.
