@@ -16,7 +16,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -48,9 +47,8 @@ type dockerBroker struct {
 	addr   string
 	id     string // value of LabelID
 
-	mu     sync.Mutex // serialises lifecycle operations
-	ctr    *testcontainers.DockerContainer
-	closed bool
+	life lifecycle // serialises lifecycle operations
+	ctr  *testcontainers.DockerContainer
 }
 
 // newContainer starts a container broker. cli may be nil; it is owned by the
@@ -90,6 +88,7 @@ func runContainer(ctx context.Context, cli *testcontainers.DockerClient, image s
 		image:  image,
 		addr:   addr,
 		id:     hex.EncodeToString(raw[:]),
+		life:   lifecycle{addr: addr},
 	}
 	b.log = opts.Logger.With("broker", KindContainer, "addr", addr, "id", b.id)
 
@@ -202,12 +201,7 @@ func (b *dockerBroker) state(ctx context.Context) (*container.State, error) {
 }
 
 func (b *dockerBroker) Start(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("start %s: %w", b.addr, ErrClosed)
-	}
-	return b.startLocked(ctx)
+	return b.life.do("start", func() error { return b.startLocked(ctx) })
 }
 
 func (b *dockerBroker) startLocked(ctx context.Context) error {
@@ -233,12 +227,7 @@ func (b *dockerBroker) startLocked(ctx context.Context) error {
 }
 
 func (b *dockerBroker) Stop(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("stop %s: %w", b.addr, ErrClosed)
-	}
-	return b.stopLocked(ctx)
+	return b.life.do("stop", func() error { return b.stopLocked(ctx) })
 }
 
 func (b *dockerBroker) stopLocked(ctx context.Context) error {
@@ -271,85 +260,68 @@ func (b *dockerBroker) stopLocked(ctx context.Context) error {
 }
 
 func (b *dockerBroker) Restart(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("restart %s: %w", b.addr, ErrClosed)
-	}
-	if err := b.stopLocked(ctx); err != nil {
-		return err
-	}
-	return b.startLocked(ctx)
+	return b.life.restart(func() error { return b.stopLocked(ctx) }, func() error { return b.startLocked(ctx) })
 }
 
 func (b *dockerBroker) Kill(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("kill %s: %w", b.addr, ErrClosed)
-	}
-	st, err := b.state(ctx)
-	if err != nil {
-		return err
-	}
-	if !st.Running {
-		return nil
-	}
-	id := b.ctr.GetContainerID()
-	if _, err := b.docker.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
-		return fmt.Errorf("broker: kill container: %w", err)
-	}
-	if st.Paused {
-		// With the cgroup v1 freezer the SIGKILL lands only once thawed.
-		_, _ = b.docker.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
-	}
-	wctx, cancel := context.WithTimeout(ctx, reapTimeout)
-	defer cancel()
-	res := b.docker.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
-	select {
-	case <-res.Result:
-		return nil
-	case err := <-res.Error:
-		return fmt.Errorf("broker: wait for killed container: %w", err)
-	}
+	return b.life.do("kill", func() error {
+		st, err := b.state(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.Running {
+			return nil
+		}
+		id := b.ctr.GetContainerID()
+		if _, err := b.docker.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+			return fmt.Errorf("broker: kill container: %w", err)
+		}
+		if st.Paused {
+			// With the cgroup v1 freezer the SIGKILL lands only once thawed.
+			_, _ = b.docker.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+		}
+		wctx, cancel := context.WithTimeout(ctx, reapTimeout)
+		defer cancel()
+		res := b.docker.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+		select {
+		case <-res.Result:
+			return nil
+		case err := <-res.Error:
+			return fmt.Errorf("broker: wait for killed container: %w", err)
+		}
+	})
 }
 
 func (b *dockerBroker) Pause(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("pause %s: %w", b.addr, ErrClosed)
-	}
-	st, err := b.state(ctx)
-	if err != nil {
-		return err
-	}
-	switch {
-	case !st.Running:
-		return fmt.Errorf("pause %s: %w", b.addr, ErrNotRunning)
-	case st.Paused:
+	return b.life.do("pause", func() error {
+		st, err := b.state(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !st.Running:
+			return b.life.notRunning("pause")
+		case st.Paused:
+			return nil
+		}
+		if _, err := b.docker.ContainerPause(ctx, b.ctr.GetContainerID(), client.ContainerPauseOptions{}); err != nil {
+			return fmt.Errorf("broker: pause container: %w", err)
+		}
 		return nil
-	}
-	if _, err := b.docker.ContainerPause(ctx, b.ctr.GetContainerID(), client.ContainerPauseOptions{}); err != nil {
-		return fmt.Errorf("broker: pause container: %w", err)
-	}
-	return nil
+	})
 }
 
 func (b *dockerBroker) Unpause(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("unpause %s: %w", b.addr, ErrClosed)
-	}
-	st, err := b.state(ctx)
-	if err != nil {
-		return err
-	}
-	if !st.Paused {
-		return nil
-	}
-	return b.unpauseLocked(ctx)
+	return b.life.do("unpause", func() error {
+		st, err := b.state(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.Paused {
+			return nil
+		}
+		return b.unpauseLocked(ctx)
+	})
 }
 
 func (b *dockerBroker) unpauseLocked(ctx context.Context) error {
@@ -360,43 +332,38 @@ func (b *dockerBroker) unpauseLocked(ctx context.Context) error {
 }
 
 func (b *dockerBroker) Logs(ctx context.Context) (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return "", fmt.Errorf("logs %s: %w", b.addr, ErrClosed)
-	}
-	rc, err := b.ctr.Logs(ctx)
-	if err != nil {
-		return "", fmt.Errorf("broker: container logs: %w", err)
-	}
-	defer rc.Close()
-	out, err := io.ReadAll(rc)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return string(out), fmt.Errorf("broker: container logs: %w", err)
-	}
-	return string(out), nil
+	var out []byte
+	err := b.life.do("logs", func() error {
+		rc, err := b.ctr.Logs(ctx)
+		if err != nil {
+			return fmt.Errorf("broker: container logs: %w", err)
+		}
+		defer rc.Close()
+		out, err = io.ReadAll(rc)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("broker: container logs: %w", err)
+		}
+		return nil
+	})
+	return string(out), err
 }
 
 // Close removes the container (and its anonymous volumes). It finishes even
 // when ctx is already cancelled, bounded by closeTimeout.
 func (b *dockerBroker) Close(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+	return b.life.close(func() error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		var errs []error
+		if st, err := b.state(ctx); err == nil && st.Paused {
+			errs = append(errs, b.unpauseLocked(ctx))
+		}
+		// No grace period: Close is teardown, not a test of a graceful stop.
+		errs = append(errs, b.ctr.Terminate(ctx, testcontainers.StopTimeout(0)))
+		errs = append(errs, b.docker.Close())
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("broker: close container %s: %w", b.ctr.GetContainerID(), err)
+		}
 		return nil
-	}
-	b.closed = true
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-	defer cancel()
-	var errs []error
-	if st, err := b.state(ctx); err == nil && st.Paused {
-		errs = append(errs, b.unpauseLocked(ctx))
-	}
-	// No grace period: Close is teardown, not a test of a graceful stop.
-	errs = append(errs, b.ctr.Terminate(ctx, testcontainers.StopTimeout(0)))
-	errs = append(errs, b.docker.Close())
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("broker: close container %s: %w", b.ctr.GetContainerID(), err)
-	}
-	return nil
+	})
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -33,10 +32,9 @@ type process struct {
 	addr string
 	logs *syncbuf.Buffer // bounded to maxProcessLog
 
-	mu     sync.Mutex // serialises lifecycle operations
-	run    *procRun   // the current or last child; nil before the first start
+	life   lifecycle // serialises lifecycle operations; run and paused belong to it
+	run    *procRun  // the current or last child; nil before the first start
 	paused bool
-	closed bool
 }
 
 // procRun is one mosquitto child.
@@ -130,6 +128,7 @@ func prepareProcess(bin string, port int, opts Options) (_ *process, err error) 
 		dir:  dir,
 		addr: addr,
 		logs: &syncbuf.Buffer{Max: maxProcessLog},
+		life: lifecycle{addr: addr},
 	}, nil
 }
 
@@ -137,12 +136,7 @@ func (p *process) Kind() string { return KindProcess }
 func (p *process) Addr() string { return p.addr }
 
 func (p *process) Start(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return fmt.Errorf("start %s: %w", p.addr, ErrClosed)
-	}
-	return p.startLocked(ctx)
+	return p.life.do("start", func() error { return p.startLocked(ctx) })
 }
 
 func (p *process) startLocked(ctx context.Context) error {
@@ -217,12 +211,7 @@ func (p *process) signal(sig syscall.Signal) {
 }
 
 func (p *process) Stop(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return fmt.Errorf("stop %s: %w", p.addr, ErrClosed)
-	}
-	return p.stopLocked(ctx)
+	return p.life.do("stop", func() error { return p.stopLocked(ctx) })
 }
 
 func (p *process) stopLocked(ctx context.Context) error {
@@ -256,24 +245,11 @@ func (p *process) stopLocked(ctx context.Context) error {
 }
 
 func (p *process) Restart(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return fmt.Errorf("restart %s: %w", p.addr, ErrClosed)
-	}
-	if err := p.stopLocked(ctx); err != nil {
-		return err
-	}
-	return p.startLocked(ctx)
+	return p.life.restart(func() error { return p.stopLocked(ctx) }, func() error { return p.startLocked(ctx) })
 }
 
 func (p *process) Kill(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return fmt.Errorf("kill %s: %w", p.addr, ErrClosed)
-	}
-	return p.killLocked(ctx)
+	return p.life.do("kill", func() error { return p.killLocked(ctx) })
 }
 
 func (p *process) killLocked(ctx context.Context) error {
@@ -296,38 +272,29 @@ func (p *process) killLocked(ctx context.Context) error {
 }
 
 func (p *process) Pause(context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return fmt.Errorf("pause %s: %w", p.addr, ErrClosed)
-	}
-	if p.run == nil || p.run.exited() {
-		return fmt.Errorf("pause %s: %w", p.addr, ErrNotRunning)
-	}
-	p.signal(syscall.SIGSTOP)
-	p.paused = true
-	return nil
+	return p.life.do("pause", func() error {
+		if p.run == nil || p.run.exited() {
+			return p.life.notRunning("pause")
+		}
+		p.signal(syscall.SIGSTOP)
+		p.paused = true
+		return nil
+	})
 }
 
 func (p *process) Unpause(context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return fmt.Errorf("unpause %s: %w", p.addr, ErrClosed)
-	}
-	if p.paused && p.run != nil && !p.run.exited() {
-		p.signal(syscall.SIGCONT)
-	}
-	p.paused = false
-	return nil
+	return p.life.do("unpause", func() error {
+		if p.paused && p.run != nil && !p.run.exited() {
+			p.signal(syscall.SIGCONT)
+		}
+		p.paused = false
+		return nil
+	})
 }
 
 func (p *process) Logs(context.Context) (string, error) {
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		return "", fmt.Errorf("logs %s: %w", p.addr, ErrClosed)
+	if err := p.life.check("logs"); err != nil {
+		return "", err
 	}
 	return p.logs.String(), nil
 }
@@ -335,12 +302,8 @@ func (p *process) Logs(context.Context) (string, error) {
 // Close kills and reaps mosquitto and removes the temporary directory. It
 // finishes even when ctx is already cancelled (e.g. a test's context).
 func (p *process) Close(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil
-	}
-	p.closed = true
-	err := p.killLocked(context.WithoutCancel(ctx))
-	return errors.Join(err, os.RemoveAll(p.dir))
+	return p.life.close(func() error {
+		err := p.killLocked(context.WithoutCancel(ctx))
+		return errors.Join(err, os.RemoveAll(p.dir))
+	})
 }
