@@ -4,13 +4,13 @@ import (
 	"context"
 	"testing"
 
-	"github.com/mqttas/mqttas-go/harness/clients/clientstest"
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 )
 
 // BenchmarkPublish measures the publish paths of both clients against a private mosquitto, with
 // allocations: go test -run '^$' -bench Publish -benchmem ./bench
 func BenchmarkPublish(b *testing.B) {
-	m := clientstest.StartMosquitto(b, "max_queued_messages 0", "persistence false")
+	m := brokertest.Start(b, brokertest.Config("max_queued_messages 0", "persistence false"))
 	ctx := context.Background()
 	for _, c := range AllocCases() {
 		for _, lib := range Libs() {

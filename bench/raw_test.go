@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqttas/mqttas-go/harness/clients/clientstest"
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
 // The raw floor's connection speaks enough MQTT for its measurement: every qos 1 message is acknowledged,
 // and arrives once, at a subscriber on the same broker.
 func TestRawFloorDeliversEveryMessage(t *testing.T) {
-	m := clientstest.StartMosquitto(t, "persistence false")
+	m := brokertest.Start(t, brokertest.Config("persistence false"))
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	const n = 50

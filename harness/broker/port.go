@@ -42,3 +42,9 @@ func portFree(port int) bool {
 	_ = l.Close()
 	return true
 }
+
+// FreePort returns a port free on 127.0.0.1 now, picked as the backends pick
+// theirs when Options.Port is 0: below the ephemeral range, so that no
+// outgoing connection takes it while a broker is down for a restart. For a
+// second listener in Options.Config.
+func FreePort() (int, error) { return pickPort() }

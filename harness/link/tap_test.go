@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqttas/mqttas-go/harness/clients/clientstest"
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
 	"github.com/mqttas/mqttas-go/internal/mqttwire"
@@ -45,7 +45,7 @@ func checkPackets(t *testing.T, tap *link.Tap, got []link.Packet, wants []want) 
 
 func TestTapRecordsSessionsAcrossConnections(t *testing.T) {
 	t.Parallel()
-	l := newLink(t, clientstest.StartMosquitto(t).Addr)
+	l := newLink(t, brokertest.Start(t).Addr)
 	tap := l.Tap()
 	ctx := ctxT(t)
 
@@ -140,7 +140,7 @@ func TestTapRecordsSessionsAcrossConnections(t *testing.T) {
 
 func TestDroppedPubacksNeverReachTheClient(t *testing.T) {
 	t.Parallel()
-	l := newLink(t, clientstest.StartMosquitto(t).Addr)
+	l := newLink(t, brokertest.Start(t).Addr)
 	tap := l.Tap()
 	ctx := ctxT(t)
 	if err := l.DropPackets(link.Downstream, mqttframe.PUBACK, -1); err != nil {
@@ -193,7 +193,7 @@ func TestDroppedPubacksNeverReachTheClient(t *testing.T) {
 
 func TestDelayedPingresp(t *testing.T) {
 	t.Parallel()
-	l := newLink(t, clientstest.StartMosquitto(t).Addr)
+	l := newLink(t, brokertest.Start(t).Addr)
 	const d = 300 * time.Millisecond
 	m := newMQTTClient(t, l.Addr())
 	m.connect("delay-1", true)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 	"github.com/mqttas/mqttas-go/harness/clients"
 	"github.com/mqttas/mqttas-go/harness/clients/clientstest"
 	"github.com/mqttas/mqttas-go/harness/clients/pahoclient"
@@ -88,7 +89,7 @@ func start(t *testing.T, cfg Config) *Observer {
 // and deliveries before and after the restart are all recorded.
 func TestSurvivesBrokerRestart(t *testing.T) {
 	g := gomega.NewWithT(t)
-	m := clientstest.StartMosquitto(t)
+	m := brokertest.Start(t)
 	l := ledger.New(time.Now())
 	var events clientstest.Recorder
 	o := start(t, Config{Addr: m.Addr, Ledger: l, OnEvent: events.OnEvent})
@@ -143,7 +144,7 @@ func sessionPresent(r *clientstest.Recorder) []bool {
 // not expect what was published while nobody was subscribed.
 func TestResubscribesWhenBrokerForgets(t *testing.T) {
 	g := gomega.NewWithT(t)
-	m := clientstest.StartMosquitto(t, "persistence false")
+	m := brokertest.Start(t, brokertest.Config("persistence false"))
 	l := ledger.New(time.Now())
 	var events clientstest.Recorder
 	o := start(t, Config{Addr: m.Addr, Ledger: l, ClientID: "forgetful", OnEvent: events.OnEvent})
@@ -182,7 +183,7 @@ func TestResubscribesWhenBrokerForgets(t *testing.T) {
 // max_queued_messages and drops the rest.
 func TestOfflineBacklogMatchesMosquitto(t *testing.T) {
 	const limit, published = 3, 10
-	m := clientstest.StartMosquitto(t, fmt.Sprintf("max_queued_messages %d", limit))
+	m := brokertest.Start(t, brokertest.Config(fmt.Sprintf("max_queued_messages %d", limit)))
 	l := ledger.New(time.Now())
 	ctx := testCtx(t)
 	first := start(t, Config{Addr: m.Addr, Ledger: l, ClientID: "backlog"})
@@ -229,7 +230,7 @@ func TestStartErrors(t *testing.T) {
 }
 
 func TestCloseReleasesEverything(t *testing.T) {
-	m := clientstest.StartMosquitto(t)
+	m := brokertest.Start(t)
 	before := runtime.NumGoroutine()
 	o, err := Start(testCtx(t), Config{Addr: m.Addr, Ledger: ledger.New(time.Now())})
 	if err != nil {

@@ -1,3 +1,5 @@
+// Package clientstest is the conformance suite every clients.Client adapter
+// should pass, against a throwaway mosquitto from brokertest.
 package clientstest
 
 import (
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/broker"
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 	"github.com/mqttas/mqttas-go/harness/clients"
 )
 
@@ -127,7 +131,7 @@ func start(t testing.TB, newClient clients.Factory, o clients.Options) clients.C
 	return c
 }
 
-func options(m *Mosquitto, id string, clean bool, rec *Recorder) clients.Options {
+func options(m *brokertest.Mosquitto, id string, clean bool, rec *Recorder) clients.Options {
 	o := clients.Options{Addr: m.Addr, ClientID: id, CleanSession: clean, KeepAlive: 5 * time.Second, ConnectTimeout: 2 * time.Second}
 	if rec != nil {
 		o.OnMessage, o.OnEvent = rec.OnMessage, rec.OnEvent
@@ -136,7 +140,7 @@ func options(m *Mosquitto, id string, clean bool, rec *Recorder) clients.Options
 }
 
 func testPublishSubscribe(t *testing.T, newClient clients.Factory) {
-	m := StartMosquitto(t)
+	m := brokertest.Start(t)
 	var rec Recorder
 	before := time.Now()
 	c := start(t, newClient, options(m, "conf-ps", true, &rec))
@@ -185,7 +189,7 @@ func testPublishSubscribe(t *testing.T, newClient clients.Factory) {
 }
 
 func testRetain(t *testing.T, newClient clients.Factory) {
-	m := StartMosquitto(t)
+	m := brokertest.Start(t)
 	pub := start(t, newClient, options(m, "conf-retain-pub", true, nil))
 	ctx := opCtx(t)
 	if err := pub.Publish(ctx, clients.Message{Topic: "conf/retain", Payload: []byte("kept"), QoS: 1, Retain: true}); err != nil {
@@ -203,7 +207,7 @@ func testRetain(t *testing.T, newClient clients.Factory) {
 }
 
 func testUnsubscribe(t *testing.T, newClient clients.Factory) {
-	m := StartMosquitto(t)
+	m := brokertest.Start(t)
 	var rec Recorder
 	c := start(t, newClient, options(m, "conf-unsub", true, &rec))
 	ctx := opCtx(t)
@@ -229,7 +233,7 @@ func testUnsubscribe(t *testing.T, newClient clients.Factory) {
 }
 
 func testWill(t *testing.T, newClient clients.Factory) {
-	m := StartMosquitto(t)
+	m := brokertest.Start(t)
 	var rec Recorder
 	watcher := start(t, newClient, options(m, "conf-will-watch", true, &rec))
 	ctx := opCtx(t)
@@ -268,7 +272,7 @@ func testWill(t *testing.T, newClient clients.Factory) {
 }
 
 func testPersistentSession(t *testing.T, newClient clients.Factory) {
-	m := StartMosquitto(t)
+	m := brokertest.Start(t)
 	ctx := opCtx(t)
 	first := start(t, newClient, options(m, "conf-persist", true, nil)) // clean: no stale session
 	if err := first.Disconnect(ctx); err != nil {
@@ -300,7 +304,7 @@ func testPersistentSession(t *testing.T, newClient clients.Factory) {
 }
 
 func testBrokerRestart(t *testing.T, newClient clients.Factory) {
-	m := StartMosquitto(t)
+	m := brokertest.Start(t)
 	var rec Recorder
 	c := start(t, newClient, options(m, "conf-restart", false, &rec))
 	ctx := opCtx(t)
@@ -343,7 +347,7 @@ func testBrokerRestart(t *testing.T, newClient clients.Factory) {
 }
 
 func testContexts(t *testing.T, newClient clients.Factory) {
-	m := StartMosquitto(t)
+	m := brokertest.Start(t)
 	c := start(t, newClient, options(m, "conf-ctx", true, nil))
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -353,7 +357,7 @@ func testContexts(t *testing.T, newClient clients.Factory) {
 	}
 
 	// A dead address: Connect must fail, within its context.
-	dead, err := freePort()
+	dead, err := broker.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +380,7 @@ func testContexts(t *testing.T, newClient clients.Factory) {
 }
 
 func testGoroutines(t *testing.T, newClient clients.Factory) {
-	m := StartMosquitto(t)
+	m := brokertest.Start(t)
 	base := runtime.NumGoroutine()
 	var rec Recorder
 	c, err := newClient(options(m, "conf-leak", false, &rec))

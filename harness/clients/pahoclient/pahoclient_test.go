@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 	"github.com/mqttas/mqttas-go/harness/clients"
 	"github.com/mqttas/mqttas-go/harness/clients/clientstest"
 )
@@ -47,7 +48,7 @@ func TestPublishBeforeConnectIsNotSent(t *testing.T) {
 // TestSessionPresentAndStats checks what the adapter adds to paho: CONNACK's
 // session-present flag on every Up, and counters from paho's callbacks.
 func TestSessionPresentAndStats(t *testing.T) {
-	m := clientstest.StartMosquitto(t)
+	m := brokertest.Start(t)
 	var rec clientstest.Recorder
 	c, err := New(clients.Options{Addr: m.Addr, ClientID: "sp", KeepAlive: 5 * time.Second,
 		OnMessage: rec.OnMessage, OnEvent: rec.OnEvent}, DefaultConfig())
@@ -87,7 +88,7 @@ func TestSessionPresentAndStats(t *testing.T) {
 // must pass through unchanged (paho issue #630): a QoS 0 publish while paho
 // is reconnecting is dropped, yet its token reports success.
 func TestQoS0DuringReconnectReportsSuccess(t *testing.T) {
-	m := clientstest.StartMosquitto(t)
+	m := brokertest.Start(t)
 	var rec clientstest.Recorder
 	cfg := DefaultConfig()
 	c, err := New(clients.Options{Addr: m.Addr, ClientID: "q0", KeepAlive: 5 * time.Second,

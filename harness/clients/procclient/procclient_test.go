@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 	"github.com/mqttas/mqttas-go/harness/clients"
 	"github.com/mqttas/mqttas-go/harness/clients/clientstest"
 )
@@ -104,7 +105,7 @@ func TestDriverHello(t *testing.T) {
 		{C(cDriver(t)), "libmosquitto", "2.", []string{CapSessionPresent}},
 	} {
 		t.Run(tc.cfg.Name, func(t *testing.T) {
-			m := clientstest.StartMosquitto(t)
+			m := brokertest.Start(t)
 			c, err := New(clients.Options{Addr: m.Addr, ClientID: "hello"}, tc.cfg)
 			if err != nil {
 				t.Fatal(err)
