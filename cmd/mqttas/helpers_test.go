@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 	"github.com/mqttas/mqttas-go/internal/syncbuf"
 )
 
@@ -51,19 +52,6 @@ func buildBinary(t *testing.T) string {
 	return binPath
 }
 
-// mosquittoBin finds the broker: on PATH, else Debian's /usr/sbin (not on every user's PATH).
-func mosquittoBin(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
-		return "/usr/sbin/mosquitto"
-	}
-	t.Fatal("mosquitto is not installed (apt-get install mosquitto; make deps does it)")
-	return ""
-}
-
 // freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -75,58 +63,26 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startMosquitto runs a mosquitto on a free 127.0.0.1 port with a temporary configuration (extra is added
-// to the listener's settings) and kills it when the test ends. It returns the port.
+// startMosquitto runs a mosquitto without persistence on a free 127.0.0.1 port (extra, one setting a line,
+// is added to its configuration) until the test ends, and returns the port.
 func startMosquitto(t *testing.T, extra string) int {
 	t.Helper()
-	bin := mosquittoBin(t)
-	dir := t.TempDir()
-	var lastLog string
-	for attempt := 0; attempt < 3; attempt++ { // another process may take the free port first
-		port := freePort(t)
-		conf := fmt.Sprintf("listener %d 127.0.0.1\nuser root\npersistence false\n%s\n", port, extra)
-		path := filepath.Join(dir, "mosquitto.conf")
-		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		log := new(syncbuf.Buffer)
-		cmd := exec.Command(bin, "-c", path)
-		cmd.Stdout, cmd.Stderr = log, log
-		cmd.SysProcAttr = childAttr()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		stop := func() {
-			_ = cmd.Process.Kill()
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				t.Errorf("mosquitto (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
-			}
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-exited:
-				deadline = time.Time{} // it failed to start
-				continue
-			default:
-			}
-			if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-				_ = c.Close()
-				t.Cleanup(stop)
-				return port
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		stop()
-		lastLog = log.String()
+	m := brokertest.Start(t, brokertest.Config(append([]string{"persistence false"}, lines(extra)...)...))
+	return portOf(t, m.Addr)
+}
+
+// portOf is the port of a host:port.
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("mosquitto did not start; its log:\n%s", lastLog)
-	return 0
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 // proc is a running mqttas command.

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 	"github.com/mqttas/mqttas-go/internal/testpki"
 )
 
@@ -17,11 +17,11 @@ func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca, other := testpki.NewCA(t, "ca"), testpki.NewCA(t, "other-ca")
 	caFile, otherFile := ca.WriteCert(dir, "ca"), other.WriteCert(dir, "other-ca")
-	srvCert, srvKey := ca.Issue(testpki.Spec{CommonName: "server", Server: true, DNSNames: []string{"broker.invalid"}}).
-		WriteFiles(t, dir, "server")
+	srv := ca.Issue(testpki.Spec{CommonName: "server", Server: true, DNSNames: []string{"broker.invalid"}})
+	_, srvKey := srv.WriteFiles(t, dir, "server")
 	cliCert, cliKey := ca.Client("client").WriteFiles(t, dir, "client")
-	port := strconv.Itoa(startMosquitto(t, fmt.Sprintf("allow_anonymous true\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
-		caFile, srvCert, srvKey)))
+	m := brokertest.Start(t, brokertest.Config("persistence false"), brokertest.WithTLS(ca, srv, true))
+	port := strconv.Itoa(portOf(t, m.TLSAddr))
 	base := []string{"pub", "-h", "127.0.0.1", "-p", port, "-t", "tls/t", "-m", "x", "-q", "1", "--response-time", "2s"}
 	cases := []struct {
 		name string
