@@ -167,12 +167,8 @@ func TestQoS0BurstComplete(t *testing.T) {
 // waitFor waits (bounded) until out contains want.
 func waitFor(t *testing.T, out *syncbuf.Buffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the output within 10s; output:\n%s", want, out)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !waitOutput(out, 10*time.Second, func(s string) bool { return strings.Contains(s, want) }) {
+		t.Fatalf("no %q in the output within 10s; output:\n%s", want, out)
 	}
 }
 
