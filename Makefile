@@ -26,6 +26,7 @@ REPORTS ?= reports
 SOAK_DURATION ?= 2m
 SOAK_CLIENTS ?= 20
 SOAK_RATE ?= 5
+# The client under test: mqttas, paho, or a driver (python: paho-mqtt, node: MQTT.js, c: libmosquitto).
 SOAK_CLIENT ?= mqttas
 
 .PHONY: all deps c-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image broker-image clean clean-containers
@@ -99,12 +100,12 @@ load: deps
 	  --junit-report=junit.xml --json-report=report.json --output-dir=$(REPORTS)/load ./scenarios
 
 # Report in reports/soak-<time>/ (index.html, summary.json, history.jsonl, schedule.yaml); exits non-zero on loss.
-soak: deps
+soak: deps c-driver
 	SOAK_DURATION=$(SOAK_DURATION) SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
 	  $(GO) run ./cmd/soak -out $(REPORTS)/soak-$$(date +%Y%m%d-%H%M%S)
 
 # Replay a dropout trace: make replay TRACE=traces/ap-reboot.yaml (the trace sets the run's length).
-replay: deps
+replay: deps c-driver
 	@test -n "$(TRACE)" || { echo "usage: make replay TRACE=traces/<name>.yaml"; exit 2; }
 	SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
 	  $(GO) run ./cmd/soak -trace $(TRACE) -out $(REPORTS)/replay-$$(basename $(TRACE) .yaml)-$$(date +%Y%m%d-%H%M%S)
@@ -117,7 +118,7 @@ bench: deps
 	$(GO) run ./cmd/bench readme
 
 # The fault scenarios through both clients' adapters: bench/results/compare.{md,json}, then the README's tables.
-compare: deps
+compare: deps c-driver
 	$(GO) run ./cmd/bench $(BENCHFLAGS) compare
 	$(GO) run ./cmd/bench readme
 

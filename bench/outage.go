@@ -10,6 +10,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/clients"
 	"github.com/mqttas/mqttas-go/harness/clients/mqttasclient"
 	"github.com/mqttas/mqttas-go/harness/clients/pahoclient"
+	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 	"github.com/mqttas/mqttas-go/harness/link"
 	"github.com/mqttas/mqttas-go/harness/link/mqttframe"
 	"github.com/mqttas/mqttas-go/harness/rig"
@@ -34,12 +35,15 @@ func DefaultSettings() Settings {
 		ResponseTimeout: 2 * time.Second, ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second}
 }
 
-// Registry returns the adapters of both clients configured with s.
+// Registry returns the adapters of both Go clients configured with s, and the out-of-process drivers
+// (python, node, c), which keep their libraries' own settings (see drivers/) and get s through Options.
 func (s Settings) Registry() clients.Registry {
 	mc := mqttasclient.Config{ReconnectMin: s.ReconnectMin, ReconnectMax: s.ReconnectMax}
 	pc := pahoclient.DefaultConfig()
 	pc.MaxReconnectInterval = s.ReconnectMax
-	return clients.Registry{mqttasclient.Name: mqttasclient.Factory(mc), pahoclient.Name: pahoclient.Factory(pc)}
+	reg := procclient.DefaultRegistry()
+	reg[mqttasclient.Name], reg[pahoclient.Name] = mqttasclient.Factory(mc), pahoclient.Factory(pc)
+	return reg
 }
 
 // Options returns the clients.Options for a client with id.

@@ -66,7 +66,7 @@ func TestConfigErrors(t *testing.T) {
 		{env: map[string]string{"SOAK_DURATION": "soon"}, want: `SOAK_DURATION="soon"`},
 		{env: map[string]string{"SOAK_CLIENTS": "many"}, want: `SOAK_CLIENTS="many"`},
 		{env: map[string]string{"SOAK_SEED": "1.5"}, want: `SOAK_SEED="1.5"`},
-		{env: map[string]string{"SOAK_CLIENT": "hivemq"}, want: `client "hivemq": want one of mqttas, paho`},
+		{env: map[string]string{"SOAK_CLIENT": "hivemq"}, want: `client "hivemq": want one of c, mqttas, node, paho, python`},
 		{args: []string{"-clients", "0"}, want: "clients 0"},
 		{args: []string{"-rate", "-1"}, want: "rate -1"},
 		{args: []string{"-keepalive", "1500ms"}, want: "keepalive 1.5s"},

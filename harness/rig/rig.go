@@ -17,6 +17,7 @@ import (
 	"github.com/mqttas/mqttas-go/harness/clients"
 	"github.com/mqttas/mqttas-go/harness/clients/mqttasclient"
 	"github.com/mqttas/mqttas-go/harness/clients/pahoclient"
+	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/link"
@@ -28,7 +29,7 @@ import (
 // Options configure a Rig.
 type Options struct {
 	Broker broker.Options
-	// Clients maps client names to factories; nil means Registry(): mqttas and paho with their defaults.
+	// Clients maps client names to factories; nil means Registry(): mqttas, paho and the drivers with their defaults.
 	Clients clients.Registry
 	// ObserverID is the observer's client id (a persistent session); "" means "observer".
 	ObserverID string
@@ -36,13 +37,15 @@ type Options struct {
 }
 
 // Registry returns the standard client registry: "mqttas" and "paho" with short reconnection delays, so
-// recovery is measured, not backoff.
+// recovery is measured, not backoff, and the out-of-process drivers "python" (paho-mqtt), "node" (MQTT.js)
+// and "c" (libmosquitto) of the repository above the working directory, each with its library's settings
+// as its users would choose them (see drivers/).
 func Registry() clients.Registry {
 	mc := mqttasclient.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond}
-	return clients.Registry{
-		mqttasclient.Name: mqttasclient.Factory(mc),
-		pahoclient.Name:   pahoclient.Factory(pahoclient.DefaultConfig()),
-	}
+	reg := procclient.DefaultRegistry()
+	reg[mqttasclient.Name] = mqttasclient.Factory(mc)
+	reg[pahoclient.Name] = pahoclient.Factory(pahoclient.DefaultConfig())
+	return reg
 }
 
 // Rig is one run's harness. Its fields are ready to use after New.

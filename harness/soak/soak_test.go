@@ -178,3 +178,26 @@ func TestPlanAndValidate(t *testing.T) {
 		t.Fatal("checked a missing history")
 	}
 }
+
+// A soak drives an out-of-process client like a Go one: two paho-mqtt (Python) clients through the
+// driver protocol under seed 18's schedule. Whatever the library's verdict, the run must end without a
+// harness error, publish and acknowledge through the driver, record the client, and its saved history must
+// check again to the same verdict.
+func TestShortSoakPython(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and Python drivers")
+	}
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "report")
+	cfg := shortConfig(dir, 2)
+	cfg.Duration, cfg.Seed, cfg.Client = 8*time.Second, 18, "python"
+	res, sum := runSoak(t, cfg)
+	if len(res.HarnessErrors) > 0 {
+		t.Fatalf("harness errors %v", res.HarnessErrors)
+	}
+	if !sum.Valid || sum.Acknowledged < 20 || sum.Config["client"] != "python" {
+		t.Fatalf("summary: valid %t, acknowledged %d, client %v", sum.Valid, sum.Acknowledged, sum.Config["client"])
+	}
+	t.Logf("python under seed 18: %s", res.Ledger.Summary())
+	sameVerdict(t, dir, res.Ledger)
+}
