@@ -115,12 +115,6 @@ func decodeRecord(b []byte) (r logRecord, n int, atEnd bool, err error) {
 // those read so far and, for an ack, names a message read before, so one flipped bit costs one record, not
 // the rest of the log. It never panics, whatever data holds.
 func parseLog(data []byte) (live []logRecord, damage []Damage, last uint64) {
-	if len(data) < len(logHeader) || string(data[:len(logHeader)]) != logHeader {
-		if len(data) > 0 {
-			damage = append(damage, Damage{Offset: 0, Bytes: int64(len(data)), Reason: "not a mqttas store log (bad header)"})
-		}
-		return nil, damage, 0
-	}
 	index := make(map[uint64]int) // seq -> position in live
 	acked := 0
 	valid := func(r logRecord) bool {
@@ -130,24 +124,38 @@ func parseLog(data []byte) (live []logRecord, damage []Damage, last uint64) {
 		return r.seq != 0 // an ack may outlive its message: compaction drops acknowledged messages
 	}
 	off := len(logHeader)
+	if len(data) < off || string(data[:off]) != logHeader {
+		// A damaged header: look for records all the same.
+		next := len(data)
+		for o := 0; o+recHeader+minBody <= len(data); o++ {
+			if r, _, _, err := decodeRecord(data[o:]); err == nil && valid(r) {
+				next = o
+				break
+			}
+		}
+		damage = append(damage, Damage{Offset: 0, Bytes: int64(next), Reason: "bad header"})
+		off = next
+	}
 	for off < len(data) {
 		r, n, atEnd, err := decodeRecord(data[off:])
 		if err == nil && !valid(r) {
 			err = fmt.Errorf("record out of sequence (seq %d after %d)", r.seq, last)
 		}
 		if err != nil {
-			// Find the next record that stands on its own.
+			// Find the next record that stands on its own (a flipped bit in a length field also looks like
+			// a record running past the end).
 			next := len(data)
-			if !atEnd {
-				for o := off + 1; o+recHeader+minBody <= len(data); o++ {
-					if r2, _, _, err2 := decodeRecord(data[o:]); err2 == nil && valid(r2) {
-						next = o
-						break
-					}
+			for o := off + 1; o+recHeader+minBody <= len(data); o++ {
+				if r2, _, _, err2 := decodeRecord(data[o:]); err2 == nil && valid(r2) {
+					next = o
+					break
 				}
 			}
 			reason := err.Error()
-			if next == len(data) && !atEnd {
+			switch {
+			case atEnd && next < len(data):
+				reason = "bad record length (records follow)"
+			case !atEnd && next == len(data):
 				reason += " (nothing readable after it)"
 			}
 			damage = append(damage, Damage{Offset: int64(off), Bytes: int64(next - off), Reason: reason})
@@ -210,6 +218,7 @@ type FileStore struct {
 // logBatch is what one commit writes.
 type logBatch struct {
 	buf      []byte
+	acks     []byte     // ack records, written after buf
 	msgs     []batchRec // the message records in buf
 	needSync bool       // holds a message: fsync before the appenders return
 	done     bool
@@ -394,7 +403,8 @@ func (s *FileStore) commitLocked() {
 	off := s.size
 	f := s.f
 	s.mu.Unlock()
-	_, err := f.WriteAt(b.buf, off)
+	data := append(b.buf, b.acks...)
+	_, err := f.WriteAt(data, off)
 	if err != nil {
 		err = storeErr("write", err)
 	} else if b.needSync {
@@ -412,13 +422,18 @@ func (s *FileStore) commitLocked() {
 	}
 	s.mu.Lock()
 	if err == nil {
-		s.size = off + int64(len(b.buf))
+		s.size = off + int64(len(data))
 		for _, r := range b.msgs {
 			s.live[r.seq] = span{off + r.at.off, r.at.n}
 			s.liveBytes += r.at.n
 		}
-	} else if errors.Is(err, ErrStoreFailed) && s.err == nil {
-		s.err = err
+	} else if errors.Is(err, ErrStoreFailed) {
+		if s.err == nil {
+			s.err = err
+		}
+	} else if len(b.acks) > 0 { // the acks go with the next write
+		nb := s.batch()
+		nb.acks = append(b.acks, nb.acks...)
 	}
 	b.err, b.done = err, true
 	s.busy = false
@@ -444,11 +459,11 @@ func (s *FileStore) Ack(seq uint64) error {
 	delete(s.live, seq)
 	s.liveBytes -= sp.n
 	b := s.batch()
-	b.buf = appendRecord(b.buf, kindAck, seq, nil)
+	b.acks = appendRecord(b.acks, kindAck, seq, nil)
 	if s.size-int64(len(logHeader))-s.liveBytes > max(s.compactAt, s.liveBytes) {
 		return s.compactLocked()
 	}
-	if !s.busy && len(b.buf) >= ackFlushAt {
+	if !s.busy && len(b.acks) >= ackFlushAt {
 		s.commitLocked()
 		if b.err != nil && !errors.Is(b.err, ErrStoreFailed) {
 			return nil // not written: the acks are lost, which costs duplicates
@@ -627,7 +642,9 @@ func (s *FileStore) Close() error {
 		b := s.cur
 		b.needSync = true
 		s.commitLocked()
-		err = b.err
+		if err = b.err; err != nil {
+			break // a full disk: the acks are lost, which costs duplicates
+		}
 	}
 	if cerr := s.f.Close(); err == nil {
 		err = cerr

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
-	"syscall"
+	"strings"
 )
 
 var (
@@ -24,5 +24,6 @@ func lockDir(path string) (io.Closer, error) {
 	return f, nil
 }
 
-// diskFull reports whether err means the device is full.
-func diskFull(err error) bool { return errors.Is(err, syscall.ENOSPC) }
+// diskFull reports whether err means the device is full, by its text: "no space left on device" (Plan 9,
+// WASI), "There is not enough space on the disk" (Windows ERROR_DISK_FULL).
+func diskFull(err error) bool { return strings.Contains(strings.ToLower(err.Error()), "space") }
