@@ -70,8 +70,11 @@ func TestStartRestartAndCleanUp(t *testing.T) {
 		if ack := connack(t, dial(t, m.Addr), "bt-2", true); ack.Code != 0 {
 			t.Fatalf("after Start: %+v", ack)
 		}
-		if log := m.Log(); !strings.Contains(log, "bt-2") {
-			t.Fatalf("the log does not name the client:\n%s", log)
+		// mosquitto writes its log line a moment after the CONNACK.
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(m.Log(), "as bt-2"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the log does not name the client:\n%s", m.Log())
+			}
 		}
 	})
 	if _, err := net.DialTimeout("tcp", addr, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
