@@ -7,6 +7,8 @@ package mqttas
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -54,7 +56,10 @@ func TestDurableCrashResendsWithNewIDs(t *testing.T) {
 	}
 
 	b.SetPuback(true)
-	st = durableStore(t, dir) // the next start of the process
+	st, err := openFileStore(osFS{}, dir, 256) // the next start of the process; compacts early
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = st.Close() })
 	if got := st.Len(); got != n {
 		t.Fatalf("the store holds %d publications after the crash, want %d", got, n)
@@ -86,6 +91,12 @@ func TestDurableCrashResendsWithNewIDs(t *testing.T) {
 	if lastOld == 0 {
 		t.Error("the first run sent no qos 1 PUBLISH")
 	}
+	// Compacted: the log keeps at most the compaction threshold (256 bytes here) of acknowledged records
+	// and one more, where the 50 records take 1450 bytes.
+	fbEventually(t, 2*time.Second, "the log compacted", func() bool {
+		fi, err := os.Stat(filepath.Join(dir, logName))
+		return err == nil && fi.Size() <= int64(len(logHeader))+256+29
+	})
 	// The acks reach the log: a third start finds nothing to send.
 	if err := c2.Close(); err != nil {
 		t.Fatal(err)
@@ -179,4 +190,46 @@ func TestDurableBeforeConnectAndWithoutStore(t *testing.T) {
 	if st.Len() != 0 {
 		t.Errorf("a refused publication was stored")
 	}
+}
+
+func TestDurableDiskFull(t *testing.T) {
+	b := fbNew(t)
+	fsys := newMemFS(1)
+	st, err := openFileStore(fsys, crashDir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	b.SetPuback(false)
+	cfg := fbConfig(b)
+	cfg.Store = st
+	c := fbConnect(t, cfg)
+	ctx := fbCtx(t, 5*time.Second)
+	for i := range 3 {
+		if err := c.PublishDurable(ctx, "full", fmt.Appendf(nil, "%d", i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsys.mu.Lock()
+	fsys.capacity = fsys.used()
+	fsys.mu.Unlock()
+	err = c.PublishDurable(ctx, "full", []byte("no room"), false)
+	if !errors.Is(err, ErrStoreFull) {
+		t.Fatalf("PublishDurable on a full disk = %v, want ErrStoreFull", err)
+	}
+	b.SetPuback(true)
+	b.Last().Close() // reconnect: the three stored ones go out again and are acknowledged
+	fbEventually(t, 5*time.Second, "the stored publications acknowledged", func() bool { return c.Stats().Published == 3 })
+	for _, p := range b.Filter(fbType(typePublish)) {
+		if string(p.Payload) == "no room" {
+			t.Errorf("the refused publication was sent: %v", p)
+		}
+	}
+	fsys.mu.Lock()
+	fsys.capacity = -1
+	fsys.mu.Unlock()
+	if err := c.PublishDurable(ctx, "full", []byte("room again"), false); err != nil {
+		t.Fatalf("PublishDurable once there is room: %v", err)
+	}
+	b.MustWait(t, 0, 2*time.Second, "the publication after the disk had room", fbType(typePublish), func(p fbPacket) bool { return string(p.Payload) == "room again" })
 }
