@@ -14,6 +14,11 @@
 // duplicates, reordered first deliveries per (publisher, topic), indeterminate
 // attempts that were delivered anyway, and latency quantiles.
 //
+// Online gives the same verdict line by line, as a history is recorded or
+// read (ReadOnline), with memory bounded by the messages in flight and the
+// number of streams and subscribers rather than by the length of the run;
+// its latency quantiles come from a sketch within SketchAccuracy.
+//
 // Recording is cheap (one short critical section and a 32-byte append per
 // event, no goroutines), so a soak run can record millions of events; the
 // analysis happens once, in Check.
