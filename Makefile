@@ -117,9 +117,11 @@ bench: deps
 	$(GO) run ./cmd/bench $(BENCHFLAGS) bench
 	$(GO) run ./cmd/bench readme
 
-# The fault scenarios through both clients' adapters: bench/results/compare.{md,json}, then the README's tables.
+# The fault scenarios through every client's adapter, the drivers' too: bench/results/compare.{md,json} (a verdict
+# table with one column per client, and the defects found with their evidence), then the README's tables.
+COMPARE_CLIENTS ?= mqttas,paho,python,node,c
 compare: deps c-driver
-	$(GO) run ./cmd/bench $(BENCHFLAGS) compare
+	$(GO) run ./cmd/bench $(BENCHFLAGS) -clients $(COMPARE_CLIENTS) compare
 	$(GO) run ./cmd/bench readme
 
 # The publish paths as Go benchmarks, with allocations.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/link"
@@ -30,9 +31,9 @@ type CompareConfig struct {
 	Log func(format string, args ...any) `json:"-"`
 }
 
-// DefaultCompareConfig returns what "make compare" runs: every scenario twice per client.
+// DefaultCompareConfig returns what "make compare" runs: every scenario twice for every client.
 func DefaultCompareConfig() CompareConfig {
-	return CompareConfig{Rounds: 2, Libs: Libs(), Scenarios: ScenarioNames(), Scale: 1, Settings: DefaultSettings()}
+	return CompareConfig{Rounds: 2, Libs: CompareLibs(), Scenarios: ScenarioNames(), Scale: 1, Settings: DefaultSettings()}
 }
 
 func (c *CompareConfig) fill() {
@@ -103,7 +104,13 @@ type Verdict struct {
 	RecoveryMS  *float64 `json:"recovery_ms,omitempty"`  // heal → the first publication acknowledged after it
 	Stalled     bool     `json:"stalled"`                // not back within the scenario's bound
 	Notes       []string `json:"notes,omitempty"`
-	Error       string   `json:"error,omitempty"`
+	// Library is the library and version an out-of-process driver reported in its hello ("" for the Go
+	// clients, whose versions are the build's: Machine).
+	Library string `json:"library,omitempty"`
+	// Evidence shows the defects found: the ledger's smallest counter-example of each kind (the first lost,
+	// duplicated or unexpected message, with the history around it) and the tap's packets around it.
+	Evidence []string `json:"evidence,omitempty"`
+	Error    string   `json:"error,omitempty"`
 }
 
 func (v *Verdict) note(format string, args ...any) {
@@ -329,6 +336,7 @@ func (e *env) traffic(ctx context.Context, qos byte, interval time.Duration,
 	outs := e.judgeOutages(&v, id, start, healed)
 	res := r.Ledger.Check()
 	v.fromLedger(res, "")
+	v.Evidence = e.evidence(res, "")
 	for _, l := range res.Lost {
 		if validate.DownAt(outs, l.Invoked) {
 			v.FalseSuccessesWhileDown++
@@ -525,7 +533,9 @@ func (e *env) slowHandler(ctx context.Context, n int, per time.Duration) (Verdic
 	if v.Outages > 0 {
 		v.note("FALSE OUTAGE: the client reported the connection lost %d time(s) while only its handler was slow", v.Outages)
 	}
-	v.fromLedger(r.Ledger.Check(), subID)
+	res := r.Ledger.Check()
+	v.fromLedger(res, subID)
+	v.Evidence = e.evidence(res, subID)
 	return v, nil
 }
 
@@ -571,7 +581,9 @@ func (e *env) backlog(ctx context.Context) (Verdict, error) {
 		return v, err
 	}
 	e.judgeOutages(&v, subID, in.Since, healed)
-	v.fromLedger(r.Ledger.Check(), subID)
+	res := r.Ledger.Check()
+	v.fromLedger(res, subID)
+	v.Evidence = e.evidence(res, subID)
 	return v, nil
 }
 
@@ -599,7 +611,7 @@ type ScenarioInfo struct {
 // RunCompare runs every scenario for every client, each on a fresh rig (broker, link, observer, ledger).
 func RunCompare(ctx context.Context, cfg CompareConfig) (*CompareReport, error) {
 	cfg.fill()
-	if err := checkNames("client", cfg.Libs, Libs()); err != nil {
+	if err := checkNames("client", cfg.Libs, CompareLibs()); err != nil {
 		return nil, err
 	}
 	began := time.Now()
@@ -643,7 +655,10 @@ func runScenario(ctx context.Context, cfg CompareConfig, sc scenario, lib string
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	v := Verdict{Scenario: sc.name, Client: lib}
-	r, err := rig.New(ctx, cfg.Settings.RigOptions())
+	opts := cfg.Settings.RigOptions()
+	var hellos helloRecorder
+	opts.Clients = hellos.wrap(opts.Clients)
+	r, err := rig.New(ctx, opts)
 	if err != nil {
 		v.Error = "rig: " + err.Error()
 		return v
@@ -651,11 +666,48 @@ func runScenario(ctx context.Context, cfg CompareConfig, sc scenario, lib string
 	defer r.Close(context.WithoutCancel(ctx))
 	e := &env{r: r, lib: lib, s: cfg.Settings, scale: cfg.Scale}
 	got, err := sc.run(ctx, e)
-	got.Scenario, got.Client = sc.name, lib
+	got.Scenario, got.Client, got.Library = sc.name, lib, hellos.library()
 	if err != nil {
 		got.Error = err.Error()
 	}
 	return got
+}
+
+// helloRecorder keeps the clients a registry made, to ask the out-of-process ones what their driver said
+// about itself.
+type helloRecorder struct {
+	mu   sync.Mutex
+	made []clients.Client
+}
+
+func (h *helloRecorder) wrap(reg clients.Registry) clients.Registry {
+	out := clients.Registry{}
+	for name, f := range reg {
+		out[name] = func(o clients.Options) (clients.Client, error) {
+			c, err := f(o)
+			if err == nil {
+				h.mu.Lock()
+				h.made = append(h.made, c)
+				h.mu.Unlock()
+			}
+			return c, err
+		}
+	}
+	return out
+}
+
+// library is "library version" from the first driver hello, "" when no driver answered one.
+func (h *helloRecorder) library() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.made {
+		if p, ok := c.(interface{ Hello() procclient.Hello }); ok {
+			if hello := p.Hello(); hello.Library != "" {
+				return hello.Library + " " + hello.Version
+			}
+		}
+	}
+	return ""
 }
 
 func (v Verdict) summary() string {

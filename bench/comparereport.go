@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -366,12 +367,16 @@ func optMSDash(x *float64) string {
 // Markdown renders the report.
 func (r *CompareReport) Markdown() string {
 	var b strings.Builder
-	b.WriteString("# mqttas vs paho.mqtt.golang: fault scenarios\n\n")
+	if slices.Equal(r.Config.Libs, Libs()) {
+		b.WriteString("# mqttas vs paho.mqtt.golang: fault scenarios\n\n")
+	} else {
+		fmt.Fprintf(&b, "# MQTT clients under faults: %s\n\n", strings.Join(r.Config.Libs, ", "))
+	}
 	fmt.Fprintf(&b, "Each scenario runs once per client per round (%d round(s)) on a fresh rig: a private mosquitto "+
 		"process (`max_queued_messages 0`, persistence on), the harness's link (embedded Toxiproxy with an MQTT tap) "+
 		"between the client and the broker, and an independent observer (a persistent qos 1 subscriber connected "+
-		"straight to the broker) that records every delivery in the ledger. Both clients go through the harness's "+
-		"adapters. Publishers and subscribers keep their session (clean session off). Settings: %s. Run took %v.\n\n",
+		"straight to the broker) that records every delivery in the ledger. Every client goes through the harness's "+
+		"adapters (the Go clients in process, the others through their drivers in drivers/ over the driver protocol). Publishers and subscribers keep their session (clean session off). Settings: %s. Run took %v.\n\n",
 		r.Config.Rounds, r.Settings, r.Duration.Round(time.Second))
 	if r.Command != "" {
 		fmt.Fprintf(&b, "Produced by `%s`.\n\n", r.Command)
@@ -382,6 +387,10 @@ func (r *CompareReport) Markdown() string {
 		"connection losses the client reported; *detection* = fault → the client reports the connection lost; " +
 		"*reconnect* = heal → the client reports it is connected again (validate.Reconnect); " +
 		"*recovery* = heal → the first publication acknowledged after the heal (validate.Recovery).\n\n")
+	b.WriteString(r.MatrixTable().Markdown())
+	b.WriteString("\n")
+	b.WriteString(r.defectsMarkdown())
+	b.WriteString("\n")
 	b.WriteString(r.Machine.Table().Markdown())
 	b.WriteString("\n")
 	b.WriteString(GoalsTable("Goals", r.Goals).Markdown())

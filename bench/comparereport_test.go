@@ -36,3 +36,47 @@ func TestCompareGoalRecoveryOrReconnect(t *testing.T) {
 		t.Fatalf("verdict table:\n%s", md)
 	}
 }
+
+// The verdict table has one column per client, five rows per scenario, and the library of each client;
+// every run with a defect is listed with its evidence, and a client that did not run a scenario says so.
+func TestMatrixAndDefects(t *testing.T) {
+	f := func(x float64) *float64 { return &x }
+	rep := &CompareReport{
+		Config:    CompareConfig{Rounds: 2, Libs: []string{MQTTAS, "python"}},
+		Machine:   Machine{MQTTAS: "(devel)"},
+		Scenarios: []ScenarioInfo{{Name: "reset"}, {Name: "silent-idle"}},
+		Verdicts: []Verdict{
+			{Scenario: "reset", Client: MQTTAS, Round: 1, DetectionMS: f(5), RecoveryMS: f(300)},
+			{Scenario: "reset", Client: MQTTAS, Round: 2, DetectionMS: f(7), RecoveryMS: f(500)},
+			{Scenario: "reset", Client: "python", Round: 1, Library: "paho-mqtt 1.6.1", Lost: 3, FalseSuccesses: 3,
+				Duplicates: 1, DetectionMS: f(9), Evidence: []string{"lost (3 in all), the first: pub-python/cmp/pub-python#17 never delivered"}},
+			{Scenario: "reset", Client: "python", Round: 2, Library: "paho-mqtt 1.6.1", Stalled: true},
+			{Scenario: "silent-idle", Client: MQTTAS, Round: 1, FalseSuccesses: -1, ReconnectMS: f(700)},
+		},
+	}
+	md := rep.MatrixTable().Markdown()
+	for _, want := range []string{
+		"| scenario | verdict | mqttas | python |",
+		"|  | library | mqttas (devel) | paho-mqtt 1.6.1 |",
+		"| reset | lost | 0 | 3 (STALLED ×1) |",
+		"|  | false successes | 0 | 3 (STALLED ×1) |",
+		"|  | duplicates | 0 | 1 (STALLED ×1) |",
+		"| silent-idle | lost | 0 | not run |",
+		"|  | false successes | — | not run |",
+		"|  | recovery | 700 ms | not run |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("matrix lacks %q:\n%s", want, md)
+		}
+	}
+	ds := rep.Defects()
+	if len(ds) != 2 || ds[0].Client != "python" || ds[0].Round != 1 || ds[0].Library != "paho-mqtt 1.6.1" ||
+		!strings.Contains(strings.Join(ds[0].What, ", "), "3 lost, 3 false successes, 1 duplicates") || len(ds[0].Evidence) != 1 ||
+		ds[1].Round != 2 || ds[1].What[0] != "stalled: not back within the scenario's bound" {
+		t.Fatalf("defects %+v", ds)
+	}
+	if got := rep.defectsMarkdown(); !strings.Contains(got, "- **python** (paho-mqtt 1.6.1), reset, round 1: 3 lost") ||
+		!strings.Contains(got, "pub-python/cmp/pub-python#17 never delivered") {
+		t.Fatalf("defects section:\n%s", got)
+	}
+}

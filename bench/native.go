@@ -11,6 +11,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 	"github.com/mqttas/mqttas-go/mqttas"
 )
 
@@ -20,8 +21,14 @@ const (
 	Paho   = "paho"
 )
 
-// Libs returns the libraries compared, mqttas first.
+// Libs returns the libraries the bench measures, mqttas first.
 func Libs() []string { return []string{MQTTAS, Paho} }
+
+// CompareLibs returns the clients the compare can run: the two Go clients, then the out-of-process drivers
+// (Python paho-mqtt, MQTT.js, libmosquitto).
+func CompareLibs() []string {
+	return []string{MQTTAS, Paho, procclient.NamePython, procclient.NameNode, procclient.NameC}
+}
 
 // ordered returns the libraries in the order round r runs them: mqttas first in even rounds, paho first in
 // odd ones, so neither always runs on a machine the other just warmed up (or loaded).

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 )
 
 // A tiny run of every bench section: the numbers must be sane, not good.
@@ -79,7 +82,7 @@ func TestSmokeCompare(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := RunCompare(ctx, CompareConfig{Rounds: 1, Scenarios: []string{"reset", "qos0-down", "backlog"},
+	rep, err := RunCompare(ctx, CompareConfig{Rounds: 1, Libs: Libs(), Scenarios: []string{"reset", "qos0-down", "backlog"},
 		Scale: 0.3, Log: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -110,5 +113,49 @@ func TestSmokeCompare(t *testing.T) {
 	}
 	if _, err := json.Marshal(rep); err != nil {
 		t.Errorf("compare.json: %v", err)
+	}
+}
+
+// The out-of-process clients go through a compare scenario like the Go ones: one reset, scaled down, for
+// each driver. Whatever their verdicts, the runs must be well formed, carry the library's version from the
+// driver's hello, and fill the verdict table's column of each.
+func TestSmokeCompareDrivers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts brokers and driver processes")
+	}
+	if out, err := exec.Command("make", "--no-print-directory", "-C", "..", "c-driver").CombinedOutput(); err != nil {
+		t.Fatalf("make c-driver: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	libs := []string{procclient.NamePython, procclient.NameNode, procclient.NameC}
+	rep, err := RunCompare(ctx, CompareConfig{Rounds: 1, Libs: libs, Scenarios: []string{"reset"}, Scale: 0.3, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rep.Errors {
+		t.Error(e)
+	}
+	if len(rep.Verdicts) != len(libs) {
+		t.Fatalf("%d verdicts, want %d", len(rep.Verdicts), len(libs))
+	}
+	library := map[string]string{procclient.NamePython: "paho-mqtt ", procclient.NameNode: "mqtt.js ", procclient.NameC: "libmosquitto "}
+	for _, v := range rep.Verdicts {
+		if v.Attempted == 0 || v.Delivered == 0 || v.Acked > v.Attempted || v.Outages < 1 || v.DetectionMS == nil {
+			t.Errorf("implausible verdict %+v", v)
+		}
+		if !strings.HasPrefix(v.Library, library[v.Client]) || len(v.Library) == len(library[v.Client]) {
+			t.Errorf("%s: library %q", v.Client, v.Library)
+		}
+		if (v.Lost > 0 || v.Duplicates > 0) != (len(v.Evidence) > 0) {
+			t.Errorf("%s: lost %d, duplicates %d, evidence %q", v.Client, v.Lost, v.Duplicates, v.Evidence)
+		}
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"# MQTT clients under faults: python, node, c", "### Verdicts, one column per client",
+		"| scenario | verdict | python | node | c |", "| reset | lost |", "### Defects found", "### Verdicts: python"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("compare.md lacks %q:\n%s", want, md)
+		}
 	}
 }

@@ -54,7 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", bench.ResultsDir, "directory for the reports (readme: where it reads them)")
 	readme := fs.String("readme", bench.README, "readme: the file whose generated sections it rewrites")
 	rounds := fs.Int("rounds", 0, "rounds, the clients interleaved in each (default 3 for bench, 2 for compare)")
-	libs := fs.String("clients", strings.Join(bench.Libs(), ","), "clients to measure")
+	libs := fs.String("clients", "", "clients to measure (default: bench "+strings.Join(bench.Libs(), ",")+
+		"; compare "+strings.Join(bench.CompareLibs(), ",")+")")
 	sections := fs.String("sections", strings.Join(bench.AllSections(), ","), "bench: sections to run")
 	scenarios := fs.String("scenarios", strings.Join(bench.ScenarioNames(), ","), "compare: scenarios to run")
 	payload := fs.Int("payload", d.PayloadSize, "bench: payload size in bytes")

@@ -153,6 +153,9 @@ func (p Packet) format(origin time.Time) string {
 // String renders the record on one line.
 func (p Packet) String() string { return p.format(time.Time{}) }
 
+// Format renders the record on one line with its time as an offset from origin.
+func (p Packet) Format(origin time.Time) string { return p.format(origin) }
+
 // Filter selects tap records. Several filters given together must all match.
 type Filter func(Packet) bool
 
