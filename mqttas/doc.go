@@ -14,6 +14,11 @@
 //     addresses, so its loss is an outage as soon as the kernel reports it).
 //   - After an outage the client reconnects by itself: the first retry at once, then capped exponential
 //     backoff with jitter. Down fires on the outage and Up on the reconnection.
+//   - PublishDurable (with Config.Store, e.g. a FileStore) returns once a qos 1 message is fsynced to disk,
+//     and the client sends it, in order, until the broker acknowledges it, through outages and, at the next
+//     New and Connect with the same store, after crashes and power cuts (with new packet ids): at least once.
+//     A full disk is ErrStoreFull and loses nothing stored; a damaged log is recovered past the damage and
+//     reported (*RecoveryError). BEHAVIOUR.md §16 says what durable means.
 //   - Every connection starts a clean session unless Config.KeepSession is set; then the broker keeps
 //     subscriptions and queues qos 1 messages while the client is away, and CONNACK session present is
 //     accepted and reported. Config.ResumeSession also resumes, at start-up, the session of an earlier run.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -603,5 +604,44 @@ func TestFileStoreCloseOnFullDisk(t *testing.T) {
 	defer st.Close()
 	if st.Len() != 1 {
 		t.Errorf("after losing the ack, %d pending, want 1 (a duplicate, not a loss)", st.Len())
+	}
+}
+
+// The lock holds across processes: a child process (this test binary) cannot open a directory this
+// process has open, and can once it is closed.
+func TestFileStoreLockedAcrossProcesses(t *testing.T) {
+	if dir := os.Getenv("MQTTAS_STORE_LOCK_CHILD"); dir != "" {
+		st, err := OpenFileStore(dir)
+		switch {
+		case errors.Is(err, ErrStoreLocked):
+			fmt.Println("locked:", err)
+		case err != nil:
+			fmt.Println("error:", err)
+		default:
+			_ = st.Close()
+			fmt.Println("opened")
+		}
+		return
+	}
+	dir := t.TempDir()
+	child := func() string {
+		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestFileStoreLockedAcrossProcesses$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "MQTTAS_STORE_LOCK_CHILD="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	st, err := OpenFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := child(); !strings.Contains(out, "locked: mqttas: store directory in use") {
+		t.Errorf("a second process opened the directory this one holds:\n%s", out)
+	}
+	_ = st.Close()
+	if out := child(); !strings.Contains(out, "opened") {
+		t.Errorf("a second process could not open the directory once it was closed:\n%s", out)
 	}
 }
