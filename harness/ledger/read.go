@@ -25,10 +25,15 @@ var historyEpoch = time.Unix(0, 0)
 // Check gives the verdict of the run that wrote it. Lines may come in any
 // order (a report sorts them by time); they are replayed in index order.
 // Lines of kinds the ledger does not write, such as a report's timeline
-// entries, are skipped; blank lines too.
+// entries, are skipped; blank lines too. The history may be gzip compressed
+// (see OpenHistory).
 func ReadJSONL(r io.Reader) (*Ledger, error) {
 	var evs []Event
-	br := bufio.NewReaderSize(r, 1<<16)
+	hr, err := OpenHistory(r)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(hr, 1<<16)
 	for n := 1; ; n++ {
 		b, err := br.ReadBytes('\n')
 		if err != nil && !errors.Is(err, io.EOF) {

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// ReadOnline checks a history written by WriteJSONL (or a report's, lines in
-// any nearly sorted order) with an Online check, in two passes over r: the
+// ReadOnline checks a history written by WriteJSONL or WriteJSONLGzip (or a
+// report's, lines in any nearly sorted order) with an Online check, in two passes over r: the
 // first reads the subscription windows and drops, the second the events, in
 // index order through a buffer as large as the lines are out of it. Memory is
 // that of the Online check and that buffer, not of the history. A zero
@@ -73,9 +73,13 @@ func ReadOnline(r io.ReadSeeker, horizon time.Duration) (*Online, error) {
 	return o, nil
 }
 
-// eachLine calls f with every ledger line of r.
+// eachLine calls f with every ledger line of r, plain or compressed.
 func eachLine(r io.Reader, f func(Event) error) error {
-	br := bufio.NewReaderSize(r, 1<<16)
+	hr, err := OpenHistory(r)
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(hr, 1<<16)
 	for n := 1; ; n++ {
 		b, err := br.ReadBytes('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
