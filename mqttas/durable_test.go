@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -232,4 +233,89 @@ func TestDurableDiskFull(t *testing.T) {
 		t.Fatalf("PublishDurable once there is room: %v", err)
 	}
 	b.MustWait(t, 0, 2*time.Second, "the publication after the disk had room", fbType(typePublish), func(p fbPacket) bool { return string(p.Payload) == "room again" })
+}
+
+// The rules of Publish at qos 1 (spec §5) hold for stored publications: DUP re-sends with the same id
+// ResponseTime apart, MaxRepubs of them, then the link is declared dead and the publication renewed with
+// a new id and DUP=0.
+func TestDurableDupResendsThenRenewal(t *testing.T) {
+	b := fbNew(t)
+	b.SetHook(func(c *fbConn, p fbPacket) bool { return c.n == 1 && p.Type == typePublish })
+	st := durableStore(t, t.TempDir())
+	t.Cleanup(func() { _ = st.Close() })
+	cfg := fbConfig(b)
+	cfg.ResponseTime = 200 * time.Millisecond
+	cfg.MaxRepubs = 2
+	cfg.Store = st
+	c := fbConnect(t, cfg)
+	if err := c.PublishDurable(fbCtx(t, time.Second), "q1", []byte("same"), true); err != nil {
+		t.Fatal(err)
+	}
+	fbEventually(t, 5*time.Second, "acknowledged on the second connection", func() bool { return c.Stats().Published == 1 })
+	old := b.Filter(fbType(typePublish), fbOnConn(1))
+	renewed := b.Filter(fbType(typePublish), fbOnConn(2))
+	if len(old) != 3 || len(renewed) != 1 {
+		t.Fatalf("PUBLISH packets: %d on connection 1, %d on connection 2; want 3 and 1:\n%s", len(old), len(renewed), b.dump())
+	}
+	for i, p := range old {
+		if p.ID != old[0].ID || p.DUP != (i > 0) {
+			t.Errorf("send %d on connection 1: %v; want id %d, DUP %t", i, p, old[0].ID, i > 0)
+		}
+		if i > 0 {
+			fbWithin(t, fmt.Sprintf("gap before re-send %d", i), p.At.Sub(old[i-1].At), 150*time.Millisecond, 400*time.Millisecond)
+		}
+	}
+	r := renewed[0]
+	if r.DUP || r.ID == old[0].ID || string(r.Payload) != "same" || r.Topic != "q1" || !r.Retain {
+		t.Errorf("renewed publication %v; want DUP=0, a new id, the same topic, payload and retain", r)
+	}
+	if s := c.Stats(); s.Renewals != 1 || s.Repubs != 2 || s.Outages != 1 {
+		t.Errorf("Stats Renewals %d Repubs %d Outages %d, want 1, 2 and 1", s.Renewals, s.Repubs, s.Outages)
+	}
+	if !errors.Is(c.LastError(), ErrTimeout) {
+		t.Errorf("LastError = %v, want ErrTimeout (no PUBACK)", c.LastError())
+	}
+	fbEventually(t, time.Second, "the store empty", func() bool { return st.Len() == 0 })
+}
+
+// Disconnect stops sending and keeps what is stored; the next Connect sends it.
+func TestDurableAcrossDisconnect(t *testing.T) {
+	b := fbNew(t)
+	b.SetPuback(false)
+	st := durableStore(t, t.TempDir())
+	t.Cleanup(func() { _ = st.Close() })
+	cfg := fbConfig(b)
+	cfg.Store = st
+	c := fbConnect(t, cfg)
+	ctx := fbCtx(t, 5*time.Second)
+	for i := range 5 {
+		if err := c.PublishDurable(ctx, "d", fmt.Appendf(nil, "%d", i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.MustWait(t, 0, 2*time.Second, "the fifth PUBLISH", fbType(typePublish), func(p fbPacket) bool { return string(p.Payload) == "4" })
+	if err := c.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PublishDurable(ctx, "d", []byte("5"), false); err != nil { // while disconnected
+		t.Fatal(err)
+	}
+	if st.Len() != 6 {
+		t.Fatalf("the store holds %d after Disconnect, want 6", st.Len())
+	}
+	b.SetPuback(true)
+	mark := b.Mark()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fbEventually(t, 5*time.Second, "all six acknowledged", func() bool { return c.Stats().Published == 6 && st.Len() == 0 })
+	var got []string
+	for _, p := range b.Packets()[mark:] {
+		if p.Type == typePublish {
+			got = append(got, string(p.Payload))
+		}
+	}
+	if want := []string{"0", "1", "2", "3", "4", "5"}; !slices.Equal(got, want) {
+		t.Errorf("sent after Connect: %q, want %q", got, want)
+	}
 }
