@@ -113,3 +113,40 @@ func ExampleClient_Publish_validation() {
 	// true
 	// true
 }
+
+// A publisher whose qos 1 messages survive a crash or a power cut: PublishDurable returns once the message
+// is fsynced in the store, and whatever the broker had not acknowledged when the process died is sent again
+// by the next run, in order.
+func ExampleClient_PublishDurable() {
+	st, err := mqttas.OpenFileStore("/var/lib/sensor-7/outbox")
+	var damaged *mqttas.RecoveryError
+	switch {
+	case errors.As(err, &damaged):
+		// The log was damaged (a disk that ignores flushes, a bad sector): what could be read was
+		// recovered and the store is usable; damaged.Damage says what was dropped.
+		log.Printf("outbox: %v", damaged)
+	case err != nil:
+		log.Fatal(err) // e.g. mqttas.ErrStoreLocked: another process has the directory
+	}
+	defer st.Close() // after the client's Close
+
+	c, err := mqttas.New(mqttas.Config{Server: "127.0.0.1", ClientID: "sensor-7", Store: st})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for i := range 10 {
+		err := c.PublishDurable(ctx, "sensors/7/temp", fmt.Appendf(nil, "%d", 20+i), false)
+		if errors.Is(err, mqttas.ErrStoreFull) {
+			log.Printf("disk full: reading %d not stored", i) // nothing stored before is lost
+			continue
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+}
