@@ -330,7 +330,7 @@ func TestCompareRecoveryGoals(t *testing.T) {
 		t.Fatalf("no goal %q", prefix)
 		return Goal{}
 	}
-	const conn, puback = "recovery ≤ 1 s after every fault that breaks the connection", "recovery after PUBACK loss ≤ ResponseTime + 250ms = 2.25s"
+	const conn, puback = "recovery ≤ 1 s after every fault but PUBACK loss", "recovery after PUBACK loss ≤ ResponseTime + 250ms = 2.25s"
 	vs := []Verdict{
 		{Scenario: "reset", Client: MQTTAS, Round: 1, QoS: 1, RecoveryMS: f(900)},
 		{Scenario: "drop-pubacks", Client: MQTTAS, Round: 1, QoS: 1, RecoveryMS: f(1900)},
