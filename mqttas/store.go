@@ -14,8 +14,9 @@ type Store interface {
 	// Append stores m (its Topic, Payload and Retain) and returns once it is durable: once it would survive a
 	// crash of the process or of the machine. Sequence numbers grow with every Append.
 	Append(m Message) (seq uint64, err error)
-	// Ack records that the broker acknowledged seq. It need not be durable at once: a lost Ack costs a
-	// duplicate after the next start, never a loss. Acks of unknown sequence numbers are ignored.
+	// Ack records that the broker acknowledged seq. It need not be durable at once: an Ack lost in a crash
+	// (FileStore keeps them in memory until its next write) costs a duplicate after the next start, never a
+	// loss. Acks of unknown sequence numbers are ignored.
 	Ack(seq uint64) error
 	// Pending returns every stored publication not acknowledged, in the order of Append.
 	Pending() ([]StoredMessage, error)
