@@ -17,9 +17,10 @@ const topUsage = `mqttas: a resilient MQTT 3.1.1 publish/subscribe pair that rid
 Usage:
   mqttas pub [flags]     publish (like mosquitto_pub)
   mqttas sub [flags]     subscribe and print (like mosquitto_sub)
+  mqttas proxy [flags]   a fault proxy for real devices, with Toxiproxy's API and a verdict
   mqttas version         print the version
 
-Run "mqttas pub --help" or "mqttas sub --help" for the flags. -h is the broker host, as in mosquitto.
+Run "mqttas pub --help", "mqttas sub --help" or "mqttas proxy --help" for the flags. -h is the broker host, as in mosquitto.
 `
 
 // run is the whole command: ctx's end means SIGINT or SIGTERM (finish the publication in flight, disconnect
@@ -35,6 +36,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runPub(ctx, args[1:], stdin, stdout, stderr)
 	case "sub":
 		return runSub(ctx, args[1:], stdout, stderr)
+	case "proxy":
+		return runProxy(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "mqttas %s\n", mqttas.Version)
 		return exitOK
@@ -42,7 +45,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, topUsage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "mqttas: unknown command %q: want pub or sub\n\n%s", args[0], topUsage)
+	fmt.Fprintf(stderr, "mqttas: unknown command %q: want pub, sub or proxy\n\n%s", args[0], topUsage)
 	return exitUsage
 }
 

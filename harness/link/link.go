@@ -39,6 +39,9 @@ var (
 	ErrStuck = errors.New("link: toxiproxy operation did not finish")
 )
 
+// ProxyName is the link's proxy in Toxiproxy's HTTP API (see Link.API).
+const ProxyName = "mqtt"
+
 // DefaultTapCapacity is how many records the tap keeps by default.
 const DefaultTapCapacity = 1 << 15
 
@@ -76,6 +79,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // use; operations on the proxy run one at a time.
 type Link struct {
 	log   *slog.Logger
+	srv   *toxiproxy.ApiServer
 	proxy *toxiproxy.Proxy
 	eng   *engine
 	addr  string
@@ -108,7 +112,7 @@ func New(ctx context.Context, upstream string, opts ...Option) (*Link, error) {
 	start := time.Now()
 	eng := newEngine(newTap(o.capacity, start))
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	p := toxiproxy.NewProxy(srv, "mqtt", "", upstream)
+	p := toxiproxy.NewProxy(srv, ProxyName, "", upstream)
 	for _, d := range Both.each() {
 		// The taps go in before the proxy starts: first in every chain, and
 		// their fields are set before any Pipe runs.
@@ -138,7 +142,11 @@ func New(ctx context.Context, upstream string, opts ...Option) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("link: listen: %w", err)
 	}
-	l := &Link{log: o.log, proxy: p, eng: eng, addr: p.Listen, upstream: upstream}
+	if err := srv.Collection.Add(p, false); err != nil { // for API: it is already started
+		p.Stop()
+		return nil, fmt.Errorf("link: register proxy: %w", err)
+	}
+	l := &Link{log: o.log, srv: srv, proxy: p, eng: eng, addr: p.Listen, upstream: upstream}
 	l.log.Debug("link up", "addr", l.addr, "upstream", upstream)
 	return l, nil
 }

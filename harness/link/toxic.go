@@ -26,6 +26,8 @@ var registerOnce sync.Once
 func registerToxics() {
 	registerOnce.Do(func() {
 		toxics.Register(tapType, new(tapToxic))
+		toxics.Register(DropToxicType, new(dropToxic))
+		toxics.Register(DelayToxicType, new(delayToxic))
 		zerolog.SetGlobalLevel(zerolog.Disabled)
 	})
 }
@@ -449,4 +451,25 @@ func (h *half) decide(hd *mqttframe.Header) mqttframe.Verdict {
 		Fate: fate, Delay: v.Delay,
 	}, hd.Topic, hd.ClientID)
 	return v
+}
+
+// clearRule removes the rule for packet type t in dir, releasing what a delay rule holds.
+func (e *engine) clearRule(dir Direction, t mqttframe.Type) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, d := range dir.each() {
+		r := &e.rules[d.index()][t&0x0f]
+		if r.action == mqttframe.Delay && e.release != nil {
+			close(e.release)
+			e.release = nil
+		}
+		*r = rule{}
+	}
+}
+
+// rule reports the action of the rule for t in the single direction d.
+func (e *engine) ruleAction(d Direction, t mqttframe.Type) mqttframe.Action {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rules[d.index()][t&0x0f].action
 }

@@ -45,6 +45,10 @@ type Config struct {
 	OnEvent func(clients.Event)
 	// Logger receives debug output; nil discards it.
 	Logger *slog.Logger
+	// OnMessage, if set, receives every delivery instead of the Ledger (which still records the
+	// subscriptions): for payloads that are not the ledger's, which the caller translates. It must not
+	// block.
+	OnMessage func(clients.Delivery)
 }
 
 // ErrClosed is returned by calls after Close.
@@ -214,10 +218,14 @@ func (o *Observer) isClosed() bool {
 }
 
 func (o *Observer) onMessage(d clients.Delivery) {
-	o.cfg.Ledger.Deliver(ledger.Delivery{
-		Subscriber: o.cfg.Name, Topic: d.Topic, Payload: d.Payload,
-		QoS: d.QoS, Dup: d.Dup, Retain: d.Retain, At: d.At,
-	})
+	if o.cfg.OnMessage != nil {
+		o.cfg.OnMessage(d)
+	} else {
+		o.cfg.Ledger.Deliver(ledger.Delivery{
+			Subscriber: o.cfg.Name, Topic: d.Topic, Payload: d.Payload,
+			QoS: d.QoS, Dup: d.Dup, Retain: d.Retain, At: d.At,
+		})
+	}
 	o.delivered.Add(1)
 	o.last.Store(d.At.UnixNano())
 }
