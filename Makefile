@@ -19,7 +19,9 @@ FUZZTIME_SHORT ?= 5s
 # The scenario suite runs through the ginkgo CLI pinned in go.mod (go tool ginkgo), in parallel.
 GINKGO := $(GO) tool ginkgo
 GINKGO_PROCS ?= 4
-SCENARIO_FILTER ?= !soak && !load-full
+# Label drivers: the scenarios through the out-of-process drivers (client:python, client:node, client:c), run
+# with SCENARIO_FILTER='drivers' or one of them with SCENARIO_FILTER='client:python'.
+SCENARIO_FILTER ?= !soak && !load-full && !drivers
 REPORTS ?= reports
 
 # make soak: the main job. Seeded random faults against SOAK_CLIENTS clients; SOAK_SEED=<n> repeats a schedule.

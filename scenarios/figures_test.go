@@ -9,6 +9,7 @@ import (
 
 // qos1Figures are the figures a qos 1 delivery spec attaches to its report.
 type qos1Figures struct {
+	Client        string   `json:"client"`
 	Plan          []string `json:"plan"`
 	Seed          uint64   `json:"seed,omitempty"`
 	Published     int64    `json:"published"`

@@ -12,15 +12,14 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mqttas/mqttas-go/harness/clients"
-	"github.com/mqttas/mqttas-go/harness/clients/mqttasclient"
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/rig"
 	"github.com/mqttas/mqttas-go/harness/validate"
 	"github.com/mqttas/mqttas-go/mqttas"
 )
 
-// qos1Fleet is the workload of the qos 1 delivery specs, all through the link: solo mqttas clients with
-// one publisher each, and one shared mqttas client that several publishers use at once, each on its own
+// qos1Fleet is the workload of the qos 1 delivery specs, all through the link: solo clients with one
+// publisher each, and one shared client that several publishers use at once, each on its own
 // goroutine. Every client has its own Traffic, so each one's progress can be followed.
 type qos1Fleet struct {
 	r       *rig.Rig
@@ -30,16 +29,16 @@ type qos1Fleet struct {
 	traffic []*rig.Traffic
 }
 
-// startQoS1Fleet connects the clients, each with o and its own id, and starts publishing at qos 1, every
-// interval per publisher, to topics under "qos1/".
-func startQoS1Fleet(ctx context.Context, r *rig.Rig, o clients.Options, solo, shared int, interval time.Duration) *qos1Fleet {
+// startQoS1Fleet connects the clients (lib, a name in the rig's registry), each with o and its own id, and
+// starts publishing at qos 1, every interval per publisher, to topics under "qos1/".
+func startQoS1Fleet(ctx context.Context, r *rig.Rig, lib string, o clients.Options, solo, shared int, interval time.Duration) *qos1Fleet {
 	GinkgoHelper()
 	f := &qos1Fleet{r: r}
 	add := func(name string, publishers int) {
 		id := clientID(name)
 		o := o
 		o.ClientID = id
-		c, err := r.NewClient(mqttasclient.Name, o)
+		c, err := r.NewClient(lib, o)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(c.Connect(ctx)).To(Succeed())
 		pubs := make([]rig.Publisher, publishers)
