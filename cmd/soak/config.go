@@ -22,15 +22,16 @@ const (
 )
 
 const usageText = `usage: soak [flags]
-       soak check <history.jsonl>
+       soak check <history.jsonl.gz | history.jsonl>
 
 Runs N clients publishing qos 1 through a faulty link to a Mosquitto broker under a seeded random
 fault schedule (or a replayed trace), then heals, waits for every client to reconnect, drains, and
 checks with the delivery ledger that nothing acknowledged was lost. Writes summary.json,
-history.jsonl and index.html (plus schedule.yaml and timeline.jsonl) to -out.
+history.jsonl.gz (gzip; history.jsonl with -plain-history) and index.html (plus schedule.yaml
+and timeline.jsonl) to -out.
 
-soak check reads a saved history.jsonl (a report's, or any the ledger wrote), checks it again and
-prints the verdict, running nothing.
+soak check reads a saved history (a report's, or any the ledger wrote, compressed or not), checks
+it again and prints the verdict, running nothing.
 
 Environment (flags win): SOAK_DURATION, SOAK_CLIENTS, SOAK_RATE, SOAK_SEED, SOAK_CLIENT.
 
@@ -95,6 +96,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer, no
 	fs.StringVar(&c.Record, "record", "", "write the outages the clients saw as a replayable trace to this file")
 	fs.StringVar(&c.recordFrom, "record-from", "", "with -record: convert this timeline.jsonl (a field log) to a trace and exit, running nothing")
 	fs.StringVar(&c.Out, "out", "", "report directory (default reports/soak-<time>)")
+	fs.BoolVar(&c.PlainHistory, "plain-history", false, "write the history uncompressed (history.jsonl, several times larger) instead of history.jsonl.gz")
 	fs.DurationVar(&c.KeepAlive, "keepalive", c.KeepAlive, "the clients' MQTT keepalive")
 	fs.DurationVar(&c.ResponseTimeout, "response-timeout", c.ResponseTimeout, "the clients' wait for an acknowledgement before they act")
 	fs.DurationVar(&c.Tail, "tail", c.Tail, "with -trace: fault-free time after the trace's last fault")

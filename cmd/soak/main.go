@@ -6,7 +6,7 @@
 //	SOAK_SEED=42 SOAK_DURATION=10m go run ./cmd/soak   # the same schedule again, longer
 //	go run ./cmd/soak -trace traces/ap-reboot.yaml     # replay a field trace
 //	go run ./cmd/soak -record seen.yaml                # also write the outages seen as a trace
-//	go run ./cmd/soak check reports/<run>/history.jsonl # check a saved history again
+//	go run ./cmd/soak check reports/<run>/history.jsonl.gz # check a saved history again
 //
 // The run itself is harness/soak's (see its package comment); this command parses the flags and the
 // environment, prints the plan, a progress line and the verdict, and maps the result to an exit code.

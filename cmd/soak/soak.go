@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // check re-checks a saved history and prints its verdict.
 func check(args []string, stdout io.Writer, con *console) int {
 	if len(args) != 1 {
-		con.Printf("soak: usage: soak check <history.jsonl>")
+		con.Printf("soak: usage: soak check <history.jsonl.gz | history.jsonl>")
 		return exitUsage
 	}
 	lres, err := soak.Check(args[0])

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +50,8 @@ type history struct {
 // The ledger's lines are spooled to a temporary file next to path and indexed
 // as they are written, so a run of millions of events costs a few dozen bytes
 // of memory per event, not a copy of its text. It returns the index for the
-// plots. ledger.ReadJSONL reads the file back.
+// plots. The file is gzip compressed unless run.PlainHistory.
+// ledger.ReadJSONL reads it back either way.
 func writeHistory(path string, run Run, an *analysis) (*history, error) {
 	h := &history{}
 	out, err := os.Create(path)
@@ -57,7 +59,13 @@ func writeHistory(path string, run Run, an *analysis) (*history, error) {
 		return h, fmt.Errorf("report: %w", err)
 	}
 	defer out.Close()
-	bw := bufio.NewWriterSize(out, 1<<16)
+	var dst io.Writer = out
+	var zw *gzip.Writer
+	if !run.PlainHistory {
+		zw = gzip.NewWriter(out)
+		dst = zw
+	}
+	bw := bufio.NewWriterSize(dst, 1<<16)
 
 	var spool *os.File
 	if run.Ledger != nil {
@@ -109,6 +117,11 @@ func writeHistory(path string, run Run, an *analysis) (*history, error) {
 	}
 	if err := bw.Flush(); err != nil {
 		return h, fmt.Errorf("report: %w", err)
+	}
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			return h, fmt.Errorf("report: %w", err)
+		}
 	}
 	if err := out.Close(); err != nil {
 		return h, fmt.Errorf("report: %w", err)

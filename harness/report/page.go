@@ -83,7 +83,7 @@ func writePage(path string, an *analysis, h *history) error {
 		Subline: fmt.Sprintf("%d of %s acknowledged · %d delivered · %d duplicated · %s · %s",
 			s.Acknowledged, plural(s.Attempted, "message"), s.Delivered, s.Duplicates, plural(s.Outages, "outage"), plural(len(s.Faults), "fault")),
 		Plot:         buildPlot(an, h),
-		Files:        []string{SummaryFile, HistoryFile},
+		Files:        []string{SummaryFile, an.history},
 		MoreSchedule: max(len(s.Schedule)-maxTableRows, 0),
 		MoreFaults:   max(len(s.Faults)-maxTableRows, 0),
 	}

@@ -5,8 +5,10 @@
 //     verdict and every figure (attempted, acknowledged, delivered, lost,
 //     unexpected, duplicates, reordered, recovered, latency quantiles,
 //     outages, detection and reconnect time quantiles per client and overall);
-//   - history.jsonl: every publish, completion, delivery, fault and client
-//     event, ordered by time, one JSON object per line, each with a "kind";
+//   - history.jsonl.gz: every publish, completion, delivery, fault and
+//     client event, ordered by time, one JSON object per line, each with a
+//     "kind", gzip compressed (a few dozen bytes a message; Run.PlainHistory
+//     writes history.jsonl uncompressed instead);
 //   - index.html: one self-contained page (inline CSS and SVG, no scripts, no
 //     network) with a verdict banner, the verdict table, a timeline plot with
 //     fault windows shaded, the schedule, the per-client table and the first
@@ -33,8 +35,10 @@ import (
 // Names of the files Write creates in its directory.
 const (
 	SummaryFile = "summary.json"
-	HistoryFile = "history.jsonl"
-	IndexFile   = "index.html"
+	HistoryFile = "history.jsonl.gz"
+	// PlainHistoryFile is the history uncompressed, with Run.PlainHistory.
+	PlainHistoryFile = "history.jsonl"
+	IndexFile        = "index.html"
 )
 
 // ScheduledFault is one entry of the fault schedule a run was given: fault
@@ -80,9 +84,20 @@ type Run struct {
 	// after the last event was recorded; Write uses it instead of checking
 	// again (which takes seconds for millions of messages).
 	Result *ledger.Result
+
+	// PlainHistory writes the history uncompressed, as PlainHistoryFile.
+	PlainHistory bool
 }
 
-// Write checks run's ledger and writes dir/summary.json, dir/history.jsonl and
+// historyFile is the name of the history Write writes for run.
+func historyFile(run Run) string {
+	if run.PlainHistory {
+		return PlainHistoryFile
+	}
+	return HistoryFile
+}
+
+// Write checks run's ledger and writes dir/summary.json, dir/history.jsonl.gz and
 // dir/index.html, creating dir if needed. It returns the summary it wrote.
 // The summary is returned even when writing fails part way, so a caller can
 // still print the verdict.
@@ -91,7 +106,8 @@ func Write(dir string, run Run) (Summary, error) {
 		return Summary{}, fmt.Errorf("report: %w", err)
 	}
 	an := analyse(run)
-	h, err := writeHistory(filepath.Join(dir, HistoryFile), run, an)
+	an.history = historyFile(run)
+	h, err := writeHistory(filepath.Join(dir, an.history), run, an)
 	if err != nil {
 		return an.summary, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -253,8 +254,12 @@ func readHistory(t *testing.T, dir string) []historyLine {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	r, err := ledger.OpenHistory(f)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []historyLine
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var h historyLine
@@ -368,6 +373,62 @@ func TestHistoryChecksAgain(t *testing.T) {
 	if s.Lost != len(got.Lost) || s.Unexpected != len(got.Unexpected) || s.Dropped != got.Dropped["sub"] || s.Valid != (got.Valid() && got.Acknowledged > 0) {
 		t.Fatalf("summary %+v, history's verdict %s", s, got.Summary())
 	}
+}
+
+// The history is compressed unless asked otherwise; both check the same, and
+// the page links the one written.
+func TestPlainHistoryOption(t *testing.T) {
+	size := map[bool]int64{}
+	for _, plain := range []bool{false, true} {
+		run := fixtureRun(t)
+		run.PlainHistory = plain
+		dir := t.TempDir()
+		if _, err := Write(dir, run); err != nil {
+			t.Fatal(err)
+		}
+		name, other := HistoryFile, PlainHistoryFile
+		if plain {
+			name, other = other, name
+		}
+		if _, err := os.Stat(filepath.Join(dir, other)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("plain=%t wrote %s too (%v)", plain, other, err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size[plain] = int64(len(b))
+		if gz := bytes.HasPrefix(b, []byte{0x1f, 0x8b}); gz == plain {
+			t.Fatalf("plain=%t: %s compressed %t", plain, name, gz)
+		}
+		got, err := ledger.CheckJSONL(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := run.Ledger.Check()
+		if gb, wb := resultJSON(t, got), resultJSON(t, want); gb != wb {
+			t.Fatalf("plain=%t: %s checks to\n%s\nwant\n%s", plain, name, gb, wb)
+		}
+		page, err := os.ReadFile(filepath.Join(dir, IndexFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(page, []byte(`href="`+name+`"`)) || bytes.Contains(page, []byte(`href="`+other+`"`)) {
+			t.Fatalf("plain=%t: the page does not link %s alone", plain, name)
+		}
+	}
+	if size[false]*3 > size[true] {
+		t.Fatalf("compressed %d bytes, plain %d", size[false], size[true])
+	}
+}
+
+func resultJSON(t *testing.T, r ledger.Result) string {
+	t.Helper()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestSeries(t *testing.T) {

@@ -103,6 +103,7 @@ type analysis struct {
 	summary Summary
 	result  ledger.Result
 	entries []timeline.Entry // timeline entries, ordered by time
+	history string           // the history's file name
 }
 
 func analyse(run Run) *analysis {

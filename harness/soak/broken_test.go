@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,7 +182,8 @@ func TestBrokenClientHistories(t *testing.T) {
 			if !*update {
 				return
 			}
-			hist, err := os.ReadFile(filepath.Join(cfg.Out, report.HistoryFile))
+			// Kept plain in testdata, so a change to one shows in a diff.
+			hist, err := plainHistory(filepath.Join(cfg.Out, report.HistoryFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -202,4 +204,18 @@ func TestBrokenClientHistories(t *testing.T) {
 			t.Logf("wrote %s.{history.jsonl,verdict.json}: %s", base, again.Summary())
 		})
 	}
+}
+
+// plainHistory reads a report's history, uncompressed.
+func plainHistory(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := ledger.OpenHistory(f)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
 }

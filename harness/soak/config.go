@@ -29,6 +29,8 @@ type Config struct {
 	Trace    string // a trace (YAML) to replay instead of a random schedule
 	Record   string // if set, the outages the clients saw are written here as a trace
 	Out      string // the report directory
+	// PlainHistory writes the report's history uncompressed (report.PlainHistoryFile).
+	PlainHistory bool
 
 	KeepAlive       time.Duration // the clients' MQTT keepalive (whole seconds)
 	ResponseTimeout time.Duration // the clients' wait for an acknowledgement before they act

@@ -512,7 +512,7 @@ func (s *run) reportRun(ctx context.Context, res *ledger.Result) report.Run {
 	run := report.Run{
 		Name: filepath.Base(s.cfg.Out), Started: r.Start, Duration: s.cfg.Duration, Seed: s.cfg.Seed,
 		Client: s.cfg.Client, Config: s.cfg.Settings(), Versions: versions(ctx, r.Broker.Kind(), logs),
-		Ledger: r.Ledger, Timeline: r.Timeline, Result: res,
+		Ledger: r.Ledger, Timeline: r.Timeline, Result: res, PlainHistory: s.cfg.PlainHistory,
 	}
 	run.Config["schedule"] = s.sched.Name
 	run.Config["soak_offset"] = s.start.Sub(r.Start).Round(time.Millisecond).String()
@@ -562,7 +562,8 @@ func (s *run) record() (int, error) {
 	return len(rec.Faults), nil
 }
 
-// Check reads a saved history (a report's history.jsonl, or any the ledger wrote) and checks it again:
+// Check reads a saved history (a report's history.jsonl.gz or history.jsonl, or any the ledger wrote,
+// compressed or not) and checks it again:
 // it gives the verdict of the run that wrote it.
 func Check(path string) (ledger.Result, error) {
 	f, err := os.Open(path)
