@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -115,5 +117,46 @@ func TestProxyCommandHelp(t *testing.T) {
 	}
 	if !strings.Contains(help, "Exit codes: 0 the report is written") || strings.Contains(help, "mosquitto_sub") {
 		t.Errorf("help has the wrong exit codes:\n%s", help)
+	}
+}
+
+// TestProxyCommandLost: three of a qos 0 device's publications dropped mid-stream through the API (an
+// mqtt_drop toxic for the next 3 PUBLISHes upstream) are reported lost, and the exit code says so.
+func TestProxyCommandLost(t *testing.T) {
+	bport := startMosquitto(t, "allow_anonymous true")
+	lport, aport := freePort(t), freePort(t)
+	out := filepath.Join(t.TempDir(), "report")
+	px := startProc(t, "proxy", "proxy", "--broker", "127.0.0.1:"+strconv.Itoa(bport), "--listen", "127.0.0.1:"+strconv.Itoa(lport),
+		"--api", "127.0.0.1:"+strconv.Itoa(aport), "--out", out, "--progress", "50ms")
+	if !waitOutput(px.stderr, 30*time.Second, func(s string) bool { return strings.Contains(s, "devices connect to") }) {
+		t.Fatalf("proxy not ready; stderr:\n%s", px.stderr)
+	}
+	dev := startProc(t, "device", "pub", "-h", "127.0.0.1", "-p", strconv.Itoa(lport), "-i", "lossy", "-t", "dev/q0",
+		"-q", "0", "--count", "40", "--interval", "40ms")
+	received := regexp.MustCompile(`received ([5-9]|[1-9]\d)\b`)
+	if !waitOutput(px.stderr, 30*time.Second, received.MatchString) {
+		t.Fatalf("the observer saw nothing; stderr:\n%s", px.stderr)
+	}
+	resp, err := http.Post("http://127.0.0.1:"+strconv.Itoa(aport)+"/proxies/mqtt/toxics", "application/json",
+		strings.NewReader(`{"name":"lose3","type":"mqtt_drop","stream":"upstream","attributes":{"packet_type":"PUBLISH","count":3}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("add toxic: %s", resp.Status)
+	}
+	if code := dev.wait(time.Minute); code != exitOK {
+		t.Fatalf("device: exit %d; stderr:\n%s", code, dev.stderr)
+	}
+	if err := px.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := px.wait(time.Minute); code != exitLost {
+		t.Fatalf("proxy: exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, exitLost, px.stdout, px.stderr)
+	}
+	if so := px.stdout.String(); !strings.Contains(so, "verdict FAIL: 37 received, 3 lost") ||
+		!strings.Contains(so, "dev/q0: #1–#40, 37 received, 3 lost") {
+		t.Fatalf("stdout:\n%s", so)
 	}
 }

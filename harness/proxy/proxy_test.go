@@ -15,29 +15,13 @@ import (
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
-	"github.com/mqttas/mqttas-go/harness/broker"
+	"github.com/mqttas/mqttas-go/harness/broker/brokertest"
 	"github.com/mqttas/mqttas-go/harness/proxy"
 	"github.com/mqttas/mqttas-go/internal/mqttwire"
 )
 
 // startBroker runs a Mosquitto process for the test and returns its address.
-func startBroker(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := broker.New(ctx, broker.Options{Backend: broker.KindProcess})
-	if err != nil {
-		t.Fatalf("broker: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("broker close: %v", err)
-		}
-	})
-	return b.Addr()
-}
+func startBroker(t *testing.T) string { return brokertest.Start(t).Addr }
 
 // running is a proxy.Run in a goroutine.
 type running struct {
