@@ -101,7 +101,7 @@ load: deps
 	$(GINKGO) run $(if $(CI),--no-color) --label-filter='load-full' --timeout=30m --poll-progress-after=120s \
 	  --junit-report=junit.xml --json-report=report.json --output-dir=$(REPORTS)/load ./scenarios
 
-# Report in reports/soak-<time>/ (index.html, summary.json, history.jsonl, schedule.yaml); exits non-zero on loss.
+# Report in reports/soak-<time>/ (index.html, summary.json, history.jsonl.gz, schedule.yaml); exits non-zero on loss.
 soak: deps c-driver
 	SOAK_DURATION=$(SOAK_DURATION) SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
 	  $(GO) run ./cmd/soak -out $(REPORTS)/soak-$$(date +%Y%m%d-%H%M%S)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/proxy"
+	"github.com/mqttas/mqttas-go/harness/report"
 	"github.com/mqttas/mqttas-go/harness/schedule"
 	"github.com/mqttas/mqttas-go/mqttas"
 )
@@ -153,7 +154,7 @@ func TestProxyShippedTraceVerdict(t *testing.T) {
 	if len(sum.Schedule) != 6 || len(sum.Faults) != 6 {
 		t.Fatalf("schedule %d, faults %d: want the trace's 6", len(sum.Schedule), len(sum.Faults))
 	}
-	for _, f := range []string{"index.html", "summary.json", "history.jsonl", proxy.WireFile, proxy.TimelineFile} {
+	for _, f := range []string{report.IndexFile, report.SummaryFile, report.HistoryFile, proxy.WireFile, proxy.TimelineFile} {
 		if st, err := os.Stat(run.out + "/" + f); err != nil || st.Size() == 0 {
 			t.Fatalf("%s: %v", f, err)
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // A run records into a ledger and a timeline that share its start; Write
-// checks the ledger and writes summary.json, history.jsonl and index.html.
+// checks the ledger and writes summary.json, history.jsonl.gz and index.html.
 func ExampleWrite() {
 	start := time.Unix(1_800_000_000, 0)
 	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
