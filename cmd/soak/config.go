@@ -22,7 +22,7 @@ const (
 )
 
 const usageText = `usage: soak [flags]
-       soak check <history.jsonl.gz | history.jsonl>
+       soak check [-online] <history.jsonl.gz | history.jsonl>
 
 Runs N clients publishing qos 1 through a faulty link to a Mosquitto broker under a seeded random
 fault schedule (or a replayed trace), then heals, waits for every client to reconnect, drains, and
@@ -31,7 +31,8 @@ history.jsonl.gz (gzip; history.jsonl with -plain-history) and index.html (plus 
 and timeline.jsonl) to -out.
 
 soak check reads a saved history (a report's, or any the ledger wrote, compressed or not), checks
-it again and prints the verdict, running nothing.
+it again and prints the verdict, running nothing; with -online it checks line by line in memory
+bounded by what was in flight, not by the length of the run (latency quantiles within 1%).
 
 Environment (flags win): SOAK_DURATION, SOAK_CLIENTS, SOAK_RATE, SOAK_SEED, SOAK_CLIENT.
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/report"
 	"github.com/mqttas/mqttas-go/harness/soak"
 )
@@ -100,11 +101,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // check re-checks a saved history and prints its verdict.
 func check(args []string, stdout io.Writer, con *console) int {
-	if len(args) != 1 {
-		con.Printf("soak: usage: soak check <history.jsonl.gz | history.jsonl>")
+	fs := flag.NewFlagSet("soak check", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	online := fs.Bool("online", false, "check line by line in bounded memory (latency quantiles within 1%)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		con.Printf("soak: usage: soak check [-online] <history.jsonl.gz | history.jsonl>")
 		return exitUsage
 	}
-	lres, err := soak.Check(args[0])
+	path := fs.Arg(0)
+	var lres ledger.Result
+	var err error
+	if *online {
+		var o *ledger.Online
+		if o, err = soak.CheckOnline(path); err == nil {
+			lres = o.Result()
+			con.Printf("soak: checked online: %d messages held at the end, %d first deliveries untimed, latency quantiles within %.0f%%",
+				o.Held(), o.Untimed(), 100*ledger.SketchAccuracy)
+		}
+	} else {
+		lres, err = soak.Check(path)
+	}
 	if err != nil {
 		con.Printf("soak: %v", err)
 		if errors.Is(err, soak.ErrInput) {
@@ -113,7 +129,7 @@ func check(args []string, stdout io.Writer, con *console) int {
 		return exitHarness
 	}
 	res := &soak.Result{Ledger: lres}
-	printVerdict(con, res, args[0])
+	printVerdict(con, res, path)
 	fmt.Fprintln(stdout, res.Verdict())
 	return exitCode(res)
 }

@@ -224,6 +224,25 @@ func TestCheckCommand(t *testing.T) {
 		strings.TrimSpace(out.String()) != "FAIL" || !strings.Contains(errOut.String(), "lost 15") {
 		t.Fatalf("a recorded failing history: exit %d, stdout %q\n%s", code, out.String(), errOut.String())
 	}
+	// The same, checked online: the same verdict, said to be online.
+	for _, path := range []string{"../../harness/ledger/testdata/broken-drop7.history.jsonl", lost} {
+		out.Reset()
+		errOut.Reset()
+		if code := run(t.Context(), []string{"check", "-online", path}, envOf(nil), &out, &errOut); code != exitFail ||
+			strings.TrimSpace(out.String()) != "FAIL" || !strings.Contains(errOut.String(), "checked online") ||
+			!strings.Contains(errOut.String(), "LOST") {
+			t.Fatalf("%s checked online: exit %d, stdout %q\n%s", path, code, out.String(), errOut.String())
+		}
+	}
+	if !strings.Contains(errOut.String(), "lost 1 ") {
+		t.Fatalf("online, one lost:\n%s", errOut.String())
+	}
+	if code := run(t.Context(), []string{"check", "-online", bad}, envOf(nil), &out, &errOut); code != exitUsage {
+		t.Fatalf("a bad history online: exit %d\n%s", code, errOut.String())
+	}
+	if code := run(t.Context(), []string{"check", "-bogus", lost}, envOf(nil), &out, &errOut); code != exitUsage {
+		t.Fatalf("a bad flag: exit %d\n%s", code, errOut.String())
+	}
 }
 
 // soakOK runs the command, expects a pass, and returns the summary it wrote.

@@ -562,6 +562,25 @@ func (s *run) record() (int, error) {
 	return len(rec.Faults), nil
 }
 
+// CheckOnline checks a saved history as Check does, but line by line with ledger.ReadOnline, in
+// memory bounded by what was in flight rather than by the length of the run. Its latency quantiles
+// are within ledger.SketchAccuracy of Check's; the rest of the verdict is Check's.
+func CheckOnline(path string) (*ledger.Online, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	defer f.Close()
+	o, err := ledger.ReadOnline(f, 0)
+	if err != nil {
+		if errors.Is(err, ledger.ErrHistory) {
+			err = fmt.Errorf("%w: %s: %w", ErrInput, path, err)
+		}
+		return nil, err
+	}
+	return o, nil
+}
+
 // Check reads a saved history (a report's history.jsonl.gz or history.jsonl, or any the ledger wrote,
 // compressed or not) and checks it again:
 // it gives the verdict of the run that wrote it.
