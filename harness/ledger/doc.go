@@ -17,7 +17,9 @@
 // Online gives the same verdict line by line, as a history is recorded or
 // read (ReadOnline), with memory bounded by the messages in flight and the
 // number of streams and subscribers rather than by the length of the run;
-// its latency quantiles come from a sketch within SketchAccuracy.
+// its latency quantiles come from a sketch within SketchAccuracy. Merge
+// joins the histories of disjoint shards of one run into one ledger, so the
+// run gets one verdict.
 //
 // Recording is cheap (one short critical section and a 32-byte append per
 // event, no goroutines), so a soak run can record millions of events; the
