@@ -23,6 +23,7 @@ const (
 
 const usageText = `usage: soak [flags]
        soak check [-online] <history.jsonl.gz | history.jsonl>
+       soak merge [-out dir] <shard report dir>...
 
 Runs N clients publishing qos 1 through a faulty link to a Mosquitto broker under a seeded random
 fault schedule (or a replayed trace), then heals, waits for every client to reconnect, drains, and
@@ -33,6 +34,9 @@ and timeline.jsonl) to -out.
 soak check reads a saved history (a report's, or any the ledger wrote, compressed or not), checks
 it again and prints the verdict, running nothing; with -online it checks line by line in memory
 bounded by what was in flight, not by the length of the run (latency quantiles within 1%).
+
+soak merge joins the reports of the disjoint shards of one run into one verdict and one report
+(times lined up by each shard's start; the shards' clocks are taken to agree).
 
 Environment (flags win): SOAK_DURATION, SOAK_CLIENTS, SOAK_RATE, SOAK_SEED, SOAK_CLIENT.
 

@@ -22,6 +22,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "check" {
 		return check(args[1:], stdout, newConsole(stderr))
 	}
+	if len(args) > 0 && args[0] == "merge" {
+		return merge(args[1:], stdout, newConsole(stderr), time.Now())
+	}
 	start := time.Now()
 	cfg, err := parseConfig(args, getenv, stderr, start)
 	if errors.Is(err, flag.ErrHelp) {
@@ -97,6 +100,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	return code
+}
+
+// merge joins the reports of a run's shards into one verdict and report.
+func merge(args []string, stdout io.Writer, con *console, now time.Time) int {
+	fs := flag.NewFlagSet("soak merge", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	out := fs.String("out", "", "report directory for the merged run (default reports/merge-<time>)")
+	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
+		con.Printf("soak: usage: soak merge [-out dir] <shard report dir>...")
+		return exitUsage
+	}
+	if *out == "" {
+		*out = "reports/merge-" + now.Format("20060102-150405")
+	}
+	lres, _, err := soak.Merge(*out, fs.Args()...)
+	if err != nil {
+		con.Printf("soak: %v", err)
+		if errors.Is(err, soak.ErrInput) {
+			return exitUsage
+		}
+		return exitHarness
+	}
+	res := &soak.Result{Ledger: lres}
+	printVerdict(con, res, filepath.Join(*out, report.IndexFile))
+	con.Printf("soak: merged %d shards into %s", fs.NArg(), filepath.Join(*out, report.IndexFile))
+	fmt.Fprintln(stdout, res.Verdict())
+	return exitCode(res)
 }
 
 // check re-checks a saved history and prints its verdict.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,6 +243,45 @@ func TestCheckCommand(t *testing.T) {
 	}
 	if code := run(t.Context(), []string{"check", "-bogus", lost}, envOf(nil), &out, &errOut); code != exitUsage {
 		t.Fatalf("a bad flag: exit %d\n%s", code, errOut.String())
+	}
+}
+
+func TestMergeCommand(t *testing.T) {
+	dirs := make([]string, 2)
+	t0 := time.Now()
+	for k := range dirs {
+		l := ledger.New(t0)
+		obs := fmt.Sprintf("obs%d", k)
+		l.Subscribe(obs, fmt.Sprintf("s%d/#", k), t0)
+		for i := range 5 {
+			x := ledger.ID{Publisher: fmt.Sprintf("p%d", k), Topic: fmt.Sprintf("s%d/t", k), Seq: uint64(i + 1)}
+			l.Complete(l.Invoke(x, t0), ledger.OK, t0, nil)
+			if k == 0 || i != 3 {
+				l.Deliver(ledger.Delivery{Subscriber: obs, Topic: x.Topic, Payload: ledger.Encode(x, t0), QoS: 1, At: t0})
+			}
+		}
+		dirs[k] = filepath.Join(t.TempDir(), fmt.Sprint(k))
+		if _, err := report.Write(dirs[k], report.Run{Started: t0, Ledger: l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "merged")
+	var stdout, errOut bytes.Buffer
+	if code := run(t.Context(), []string{"merge", "-out", out, dirs[0], dirs[1]}, envOf(nil), &stdout, &errOut); code != exitFail ||
+		strings.TrimSpace(stdout.String()) != "FAIL" || !strings.Contains(errOut.String(), "lost 1 ") ||
+		!strings.Contains(errOut.String(), "LOST p1 s1/t#4 never delivered to obs1") {
+		t.Fatalf("merge: exit %d, stdout %q\n%s", code, stdout.String(), errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, report.IndexFile)); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	errOut.Reset()
+	if code := run(t.Context(), []string{"merge", "-out", out}, envOf(nil), &stdout, &errOut); code != exitUsage {
+		t.Fatalf("merge of nothing: exit %d", code)
+	}
+	if code := run(t.Context(), []string{"merge", "-out", out, t.TempDir()}, envOf(nil), &stdout, &errOut); code != exitUsage {
+		t.Fatalf("merge of no report: exit %d\n%s", code, errOut.String())
 	}
 }
 

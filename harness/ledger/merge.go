@@ -31,17 +31,10 @@ type Shard struct {
 // one is lost in the merge.
 func Merge(shards ...Shard) (*Ledger, error) {
 	var all []Event
-	streams := map[ID]string{}  // stream → shard
-	subs := map[string]string{} // subscriber → shard
-	claim := func(m map[string]string, key, shard, what string) error {
-		if other, ok := m[key]; ok && other != shard {
-			return fmt.Errorf("%w: %s %q is in %s and %s", ErrOverlap, what, key, other, shard)
-		}
-		m[key] = shard
-		return nil
-	}
+	streams := map[ID]int{}  // stream → shard
+	subs := map[string]int{} // subscriber → shard
 	base := 0
-	for _, sh := range shards {
+	for k, sh := range shards {
 		var evs []Event
 		if err := eachLine(sh.History, func(ev Event) error { evs = append(evs, ev); return nil }); err != nil {
 			return nil, fmt.Errorf("shard %s: %w", sh.Name, err)
@@ -52,15 +45,16 @@ func Merge(shards ...Shard) (*Ledger, error) {
 			ev := &evs[i]
 			if ev.Kind == KindInvoke {
 				s := ID{Publisher: ev.ID.Publisher, Topic: ev.ID.Topic}
-				if other, ok := streams[s]; ok && other != sh.Name {
-					return nil, fmt.Errorf("%w: stream %s on %s is in %s and %s", ErrOverlap, s.Publisher, s.Topic, other, sh.Name)
+				if other, ok := streams[s]; ok && other != k {
+					return nil, fmt.Errorf("%w: stream %s on %s is in %s and %s", ErrOverlap, s.Publisher, s.Topic, shards[other].Name, sh.Name)
 				}
-				streams[s] = sh.Name
+				streams[s] = k
 			}
 			if ev.Subscriber != "" {
-				if err := claim(subs, ev.Subscriber, sh.Name, "subscriber"); err != nil {
-					return nil, err
+				if other, ok := subs[ev.Subscriber]; ok && other != k {
+					return nil, fmt.Errorf("%w: subscriber %q is in %s and %s", ErrOverlap, ev.Subscriber, shards[other].Name, sh.Name)
 				}
+				subs[ev.Subscriber] = k
 			}
 			if ev.Index < 0 {
 				return nil, fmt.Errorf("%w: shard %s: line index %d", ErrHistory, sh.Name, ev.Index)

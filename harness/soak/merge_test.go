@@ -1,0 +1,81 @@
+package soak
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mqttas/mqttas-go/harness/ledger"
+	"github.com/mqttas/mqttas-go/harness/report"
+)
+
+// shardReport writes the report of shard k of a run started at start: two clients and an observer
+// of its own; with lose, one message never reaches the observer.
+func shardReport(t *testing.T, k int, start time.Time, lose bool) string {
+	t.Helper()
+	l := ledger.New(start)
+	obs := fmt.Sprintf("soak-run-s%d-observer", k)
+	l.Subscribe(obs, fmt.Sprintf("soak/run/s%d/#", k), start)
+	for i := range 30 {
+		at := start.Add(time.Duration(10*i) * time.Millisecond)
+		for c := range 2 {
+			x := ledger.ID{Publisher: fmt.Sprintf("soak-run-s%d-c%d", k, c), Topic: fmt.Sprintf("soak/run/s%d/c%d", k, c), Seq: uint64(i + 1)}
+			l.Complete(l.Invoke(x, at), ledger.OK, at.Add(time.Millisecond), nil)
+			if lose && i == 11 && c == 0 {
+				continue
+			}
+			l.Deliver(ledger.Delivery{Subscriber: obs, Topic: x.Topic, Payload: ledger.Encode(x, at), QoS: 1, At: at.Add(2 * time.Millisecond)})
+		}
+	}
+	dir := filepath.Join(t.TempDir(), fmt.Sprintf("shard-%d", k))
+	if _, err := report.Write(dir, report.Run{Name: filepath.Base(dir), Started: start, Duration: time.Second, Client: "mqttas",
+		Ledger: l, PlainHistory: k%2 == 1}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestMergeShards(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := shardReport(t, 0, t0.Add(40*time.Millisecond), false)
+	b := shardReport(t, 1, t0, true)
+	out := filepath.Join(t.TempDir(), "merged")
+	res, sum, err := Merge(out, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ledger.ID{Publisher: "soak-run-s1-c0", Topic: "soak/run/s1/c0", Seq: 12}
+	if res.Valid() || len(res.Lost) != 1 || res.Lost[0].ID != want || res.Attempted != 120 || res.Delivered != 119 {
+		t.Fatalf("merged verdict %s, lost %v", res.Summary(), res.Lost)
+	}
+	// Shard b started first: its times stand, a's move 40ms on.
+	if res.Lost[0].Invoked != 110*time.Millisecond || sum.Verdict != "FAIL" || sum.Lost != 1 || sum.Attempted != 120 {
+		t.Fatalf("lost %v, summary %s lost %d attempted %d", res.Lost, sum.Verdict, sum.Lost, sum.Attempted)
+	}
+	if !sum.Started.Equal(t0) {
+		t.Fatalf("merged start %v, want the earliest shard's %v", sum.Started, t0)
+	}
+	// The merged report's history checks to the merged verdict.
+	again, err := Check(filepath.Join(out, report.HistoryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Summary() != res.Summary() {
+		t.Fatalf("the merged history checks to %s, the merge to %s", again.Summary(), res.Summary())
+	}
+	for _, f := range []string{report.SummaryFile, report.IndexFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same shard twice overlaps; a directory with no report is bad input.
+	if _, _, err := Merge(filepath.Join(t.TempDir(), "m"), a, a); !errors.Is(err, ErrInput) || !errors.Is(err, ledger.ErrOverlap) {
+		t.Fatalf("a shard twice: %v", err)
+	}
+	if _, _, err := Merge(filepath.Join(t.TempDir(), "m"), t.TempDir()); !errors.Is(err, ErrInput) {
+		t.Fatalf("no report: %v", err)
+	}
+}
