@@ -65,9 +65,9 @@ type Rig struct {
 }
 
 // New starts the broker, the link in front of it and the observer.
-func New(ctx context.Context, o Options) (r *Rig, err error) {
+func New(ctx context.Context, o Options) (_ *Rig, err error) {
 	start := time.Now()
-	r = &Rig{Start: start, Ledger: ledger.New(start), Timeline: timeline.New(start), reg: o.Clients, log: o.Logger}
+	r := &Rig{Start: start, Ledger: ledger.New(start), Timeline: timeline.New(start), reg: o.Clients, log: o.Logger}
 	if r.reg == nil {
 		r.reg = Registry()
 	}

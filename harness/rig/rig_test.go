@@ -2,11 +2,14 @@ package rig
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/broker"
 	"github.com/mqttas/mqttas-go/harness/clients"
 	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/ledger"
@@ -99,4 +102,25 @@ func TestRigDeliversThroughResets(t *testing.T) {
 	g.Expect(int64(timelineUps)).To(gomega.Equal(ups.Load()), "the timeline holds every up the caller saw")
 	g.Expect(msgs.Load()).To(gomega.BeNumerically(">", 0), "the caller's OnMessage got deliveries")
 	g.Expect(int64(ledgerDeliveries)).To(gomega.Equal(msgs.Load()), "the ledger holds every delivery the caller got")
+}
+
+// A rig that cannot start returns the error and closes what it had started, rather than panicking on the
+// half-built rig: a broker backend that does not exist, and an external broker nobody listens at (the
+// broker and link are up before the observer fails to connect).
+func TestNewFailsCleanly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := New(ctx, Options{Broker: broker.Options{Backend: "nonsense"}}); !errors.Is(err, broker.ErrUnknownBackend) {
+		t.Fatalf("unknown backend: err = %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	if r, err := New(ctx, Options{Broker: broker.Options{Backend: broker.KindExternal, Addr: addr}}); err == nil {
+		r.Close(ctx)
+		t.Fatal("a rig on a broker nobody listens at started")
+	}
 }
