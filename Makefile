@@ -30,6 +30,8 @@ SOAK_CLIENTS ?= 20
 SOAK_RATE ?= 5
 # The client under test: mqttas, paho, or a driver (python: paho-mqtt, node: MQTT.js, c: libmosquitto).
 SOAK_CLIENT ?= mqttas
+# More soak flags for make soak and make replay, e.g. SOAK_FLAGS='-shard 0/4 -run-id r1 -broker 127.0.0.1:1883'.
+SOAK_FLAGS ?=
 
 .PHONY: all deps c-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image broker-image clean clean-containers
 
@@ -104,13 +106,13 @@ load: deps
 # Report in reports/soak-<time>/ (index.html, summary.json, history.jsonl.gz, schedule.yaml); exits non-zero on loss.
 soak: deps c-driver
 	SOAK_DURATION=$(SOAK_DURATION) SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
-	  $(GO) run ./cmd/soak -out $(REPORTS)/soak-$$(date +%Y%m%d-%H%M%S)
+	  $(GO) run ./cmd/soak $(SOAK_FLAGS) -out $(REPORTS)/soak-$$(date +%Y%m%d-%H%M%S)
 
 # Replay a dropout trace: make replay TRACE=traces/ap-reboot.yaml (the trace sets the run's length).
 replay: deps c-driver
 	@test -n "$(TRACE)" || { echo "usage: make replay TRACE=traces/<name>.yaml"; exit 2; }
 	SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
-	  $(GO) run ./cmd/soak -trace $(TRACE) -out $(REPORTS)/replay-$$(basename $(TRACE) .yaml)-$$(date +%Y%m%d-%H%M%S)
+	  $(GO) run ./cmd/soak $(SOAK_FLAGS) -trace $(TRACE) -out $(REPORTS)/replay-$$(basename $(TRACE) .yaml)-$$(date +%Y%m%d-%H%M%S)
 
 # mqttas against paho.mqtt.golang on one broker, interleaved rounds: bench/results/bench.{md,json} (committed),
 # then the README's generated tables from the results.

@@ -22,6 +22,7 @@ const (
 )
 
 const usageText = `usage: soak [flags]
+       soak -shard i/N -run-id <id> [-broker host:port] [flags]
        soak check [-online] <history.jsonl.gz | history.jsonl>
        soak merge [-out dir] <shard report dir>...
 
@@ -34,6 +35,11 @@ and timeline.jsonl) to -out.
 soak check reads a saved history (a report's, or any the ledger wrote, compressed or not), checks
 it again and prints the verdict, running nothing; with -online it checks line by line in memory
 bounded by what was in flight, not by the length of the run (latency quantiles within 1%).
+
+With -shard i/N and -run-id the run is shard i of a run split across processes or machines: its
+client ids and topics carry the run id and the shard (soak-<id>-s<i>-c042, soak/<id>/s<i>/c042),
+its summary states its start and its clock; -broker host:port soaks through an external broker
+(which the shards share) instead of starting one.
 
 soak merge joins the reports of the disjoint shards of one run into one verdict and one report
 (times lined up by each shard's start; the shards' clocks are taken to agree).
@@ -110,6 +116,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer, no
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "bound on the drain")
 	fs.DurationVar(&c.StopGrace, "stop-grace", c.StopGrace, "how long publications in flight may take to complete after the run")
 	fs.DurationVar(&c.ProgressEvery, "progress", c.ProgressEvery, "progress line interval when stderr is not a terminal")
+	fs.Func("shard", "run as shard i of N (0 ≤ i < N, e.g. 0/4): client ids and topics carry -run-id and the shard, so the shards of one run are disjoint; `soak merge` joins their reports", func(v string) (err error) {
+		c.Shard, c.Shards, err = soak.ParseShard(v)
+		return err
+	})
+	fs.StringVar(&c.RunID, "run-id", "", "the run's name in every client id and topic (letters, digits, - and _; the same for every shard of a run; default: drawn from the time)")
+	fs.StringVar(&c.BrokerAddr, "broker", "", "host:port of an external broker to soak through the faulty link instead of starting one (shards share it; faults on the broker itself are left out)")
 	fs.BoolVar(&c.verbose, "v", false, "log the harness's progress (fault injections, heals)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -136,6 +148,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer, no
 			prefix = "replay"
 		}
 		c.Out = "reports/" + prefix + "-" + now.Format("20060102-150405")
+		if c.Shards > 0 {
+			c.Out = fmt.Sprintf("reports/%s-%s-shard%d", prefix, c.RunID, c.Shard)
+		}
 	}
 	return c, c.validate()
 }

@@ -317,3 +317,30 @@ func soakOK(t *testing.T, args []string, dir string) report.Summary {
 	}
 	return sum
 }
+
+func TestShardFlags(t *testing.T) {
+	c, err := parseConfig([]string{"-shard", "2/4", "-run-id", "fleet-1", "-broker", "127.0.0.1:1883"}, envOf(nil), &bytes.Buffer{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Shard != 2 || c.Shards != 4 || c.RunID != "fleet-1" || c.BrokerAddr != "127.0.0.1:1883" ||
+		c.Out != "reports/soak-fleet-1-shard2" {
+		t.Fatalf("shard flags: %+v", c)
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-shard", "4/4", "-run-id", "r"}, `shard "4/4"`},
+		{[]string{"-shard", "x", "-run-id", "r"}, `shard "x"`},
+		{[]string{"-shard", "0/0", "-run-id", "r"}, `shard "0/0"`},
+		{[]string{"-shard", "0/2"}, "needs a run id"},
+		{[]string{"-run-id", "a b"}, `run-id "a b"`},
+		{[]string{"-run-id", strings.Repeat("x", 33)}, "at most 32"},
+		{[]string{"-broker", "nohost"}, `broker "nohost"`},
+	} {
+		if _, err := parseConfig(bad.args, envOf(nil), &bytes.Buffer{}, now); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v: got %v, want %q", bad.args, err, bad.want)
+		}
+	}
+}

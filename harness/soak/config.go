@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +34,19 @@ type Config struct {
 	Out      string // the report directory
 	// PlainHistory writes the report's history uncompressed (report.PlainHistoryFile).
 	PlainHistory bool
+
+	// Shard and Shards make the run shard Shard (0 … Shards-1) of a run split across processes or
+	// machines: its client ids, topics and observer carry the run id and the shard, so the shards of one
+	// run are disjoint and `soak merge` can join their reports. Shards 0 means an unsharded run.
+	Shard, Shards int
+	// RunID names the run in every client id and topic (letters, digits, '-', '_'; at most 32); the
+	// shards of one run share it. "" means a tag drawn from the time, unique to this process.
+	RunID string
+	// BrokerAddr is an external broker's host:port: the harness starts none and fronts this one with its
+	// faulty link, so several shards can share one broker. Faults on the broker itself (restart, kill,
+	// pause) need the harness's own broker and are left out of the random schedule; a trace holding one
+	// is refused.
+	BrokerAddr string
 
 	KeepAlive       time.Duration // the clients' MQTT keepalive (whole seconds)
 	ResponseTimeout time.Duration // the clients' wait for an acknowledgement before they act
@@ -84,7 +100,32 @@ func (c Config) Validate() error {
 	check(c.Tail >= 0 && c.DrainQuiet > 0 && c.HealTimeout > 0 && c.DrainTimeout > 0 && c.StopGrace > 0 && c.ProgressEvery > 0,
 		"tail, drain-quiet, heal-timeout, drain-timeout, stop-grace and progress must be > 0")
 	check(c.Out != "", "no report directory")
+	check(c.Shards >= 0 && c.Shards <= 1000 && (c.Shards == 0 && c.Shard == 0 || c.Shard >= 0 && c.Shard < c.Shards),
+		"shard %d/%d: want i/N with 0 ≤ i < N ≤ 1000", c.Shard, c.Shards)
+	check(c.Shards == 0 || c.RunID != "", "shard %d/%d needs a run id, the same for every shard of the run", c.Shard, c.Shards)
+	check(c.RunID == "" || runIDPattern.MatchString(c.RunID), "run-id %q: letters, digits, '-' and '_', at most 32", c.RunID)
+	if c.BrokerAddr != "" {
+		host, port, err := net.SplitHostPort(c.BrokerAddr)
+		check(err == nil && host != "" && port != "", "broker %q: want host:port", c.BrokerAddr)
+	}
 	return errors.Join(errs...)
+}
+
+var runIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// ParseShard parses "i/N" (0 ≤ i < N), the form -shard takes.
+func ParseShard(s string) (i, n int, err error) {
+	a, b, ok := strings.Cut(s, "/")
+	if ok {
+		i, err = strconv.Atoi(a)
+		if err == nil {
+			n, err = strconv.Atoi(b)
+		}
+	}
+	if !ok || err != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, fmt.Errorf("shard %q: want i/N with 0 ≤ i < N, e.g. 0/4", s)
+	}
+	return i, n, nil
 }
 
 // brokerConfig is added to the harness's mosquitto.conf. Mosquitto 2.0 keeps at most 1000 messages for an
@@ -94,11 +135,15 @@ func brokerConfig() []string { return []string{"max_queued_messages 0"} }
 
 // Settings are the run's parameters as the report records them.
 func (c Config) Settings() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"duration": c.Duration.String(), "clients": c.Clients, "rate_per_client": c.Rate, "feed_rate": c.FeedRate,
 		"client": c.Client, "qos": 1, "keepalive": c.KeepAlive.String(), "response_timeout": c.ResponseTimeout.String(),
 		"persistent_clients": (c.Clients + 1) / 2, "trace": c.Trace, "drain_quiet": c.DrainQuiet.String(),
 		"broker_config": strings.Join(brokerConfig(), "; "),
 		"topology":      "client i publishes to soak/<tag>/c<i> and subscribes to its neighbour's topic and to the feed; the observer subscribes to everything",
 	}
+	if c.BrokerAddr != "" {
+		m["broker_config"] = "external broker " + c.BrokerAddr + ": its own configuration (set max_queued_messages 0, or a persistent client's backlog beyond it is dropped)"
+	}
+	return m
 }

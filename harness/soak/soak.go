@@ -53,9 +53,22 @@ var ErrInput = errors.New("soak: bad input")
 
 // Plan loads cfg's trace or draws the random schedule, and fixes the run's duration (see
 // Config.Duration): everything is validated before anything starts.
+//
+// With an external broker (Config.BrokerAddr) the random schedule draws only the faults that act on the
+// link, and a trace with a fault on the broker itself is refused: the broker is not the harness's to
+// stop, and other shards may share it.
 func Plan(cfg *Config) (*schedule.Schedule, error) {
 	if cfg.Trace == "" {
-		s, err := schedule.Random(cfg.Seed, cfg.Duration, schedule.RandomOptions{})
+		var o schedule.RandomOptions
+		if cfg.BrokerAddr != "" {
+			o.Mix = map[string]faults.Mix{}
+			for _, f := range faults.All() {
+				if f.Family() != faults.FamilyBroker {
+					o.Mix[f.Name()] = f.Mix()
+				}
+			}
+		}
+		s, err := schedule.Random(cfg.Seed, cfg.Duration, o)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInput, err)
 		}
@@ -64,6 +77,14 @@ func Plan(cfg *Config) (*schedule.Schedule, error) {
 	s, err := schedule.Load(cfg.Trace)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	if cfg.BrokerAddr != "" {
+		for _, f := range s.Faults {
+			if f.Fault.Family() == faults.FamilyBroker {
+				return nil, fmt.Errorf("%w: trace %s has a %s fault, which needs the harness's own broker, not the external %s",
+					ErrInput, cfg.Trace, f.Fault.Name(), cfg.BrokerAddr)
+			}
+		}
 	}
 	end := s.End()
 	switch {
@@ -154,8 +175,8 @@ func Run(ctx context.Context, cfg Config, sched *schedule.Schedule) (*Result, er
 	if cfg.Duration == 0 {
 		return nil, errors.New("soak: no duration: Plan fixes it")
 	}
-	s := &run{cfg: cfg, sched: sched, log: cfg.Logger, mem: newMemPeak(),
-		tag: strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36), 36)}
+	s := &run{cfg: cfg, sched: sched, log: cfg.Logger, mem: newMemPeak(), clock: readClock()}
+	s.idPrefix, s.topicBase = names(cfg, time.Now())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -168,8 +189,12 @@ func Run(ctx context.Context, cfg Config, sched *schedule.Schedule) (*Result, er
 	}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
 	defer cancelSetup()
-	r, err := rig.New(setupCtx, rig.Options{ObserverID: "soak-" + s.tag + "-observer", Logger: s.log, Clients: cfg.Registry,
-		Broker: broker.Options{Config: brokerConfig()}})
+	bo := broker.Options{Config: brokerConfig()}
+	if cfg.BrokerAddr != "" {
+		bo = broker.Options{Backend: broker.KindExternal, Addr: cfg.BrokerAddr}
+	}
+	r, err := rig.New(setupCtx, rig.Options{ObserverID: s.idPrefix + "observer", Logger: s.log, Clients: cfg.Registry,
+		Broker: bo})
 	if err != nil {
 		return nil, fmt.Errorf("harness: starting the broker, link and observer: %w", err)
 	}
@@ -203,8 +228,11 @@ type run struct {
 	sched *schedule.Schedule
 	log   *slog.Logger
 	mem   *memPeak
-	tag   string // makes topics and client ids unique to the run
-	start time.Time
+	// idPrefix ("soak-<tag>-", "soak-<run id>-s<shard>-") starts every client id and topicBase
+	// ("soak/<tag>/", "soak/<run id>/s<shard>/") every topic: unique to the run and its shard.
+	idPrefix, topicBase string
+	clock               clockInfo
+	start               time.Time
 
 	r       *rig.Rig
 	clients []*client // through the link
@@ -291,8 +319,10 @@ func (s *run) finishPhase(ctx context.Context, res *Result) {
 	if err := r.Heal(healCtx); err != nil {
 		res.HarnessErrors = append(res.HarnessErrors, "healing the link: "+err.Error())
 	}
-	if err := r.Broker.Start(healCtx); err != nil {
-		res.HarnessErrors = append(res.HarnessErrors, "starting the broker again: "+err.Error())
+	if r.Broker.Kind() != broker.KindExternal {
+		if err := r.Broker.Start(healCtx); err != nil {
+			res.HarnessErrors = append(res.HarnessErrors, "starting the broker again: "+err.Error())
+		}
 	}
 	cancelHeal()
 	s.phase.Store("stop")
@@ -352,6 +382,21 @@ func writeTimeline(path string, tl *timeline.Timeline) error {
 	return nil
 }
 
+// names returns the run's client id prefix and topic base: "soak-<tag>-" and "soak/<tag>/", the tag
+// being the run id or, without one, drawn from now; a shard adds "s<shard>".
+func names(cfg Config, now time.Time) (idPrefix, topicBase string) {
+	tag := cfg.RunID
+	if tag == "" {
+		tag = strconv.FormatInt(now.UnixMilli()%(36*36*36*36), 36)
+	}
+	idPrefix, topicBase = "soak-"+tag+"-", "soak/"+tag+"/"
+	if cfg.Shards > 0 {
+		sh := "s" + strconv.Itoa(cfg.Shard)
+		idPrefix, topicBase = idPrefix+sh+"-", topicBase+sh+"/"
+	}
+	return idPrefix, topicBase
+}
+
 func interval(rate float64) time.Duration {
 	return max(time.Duration(float64(time.Second)/rate), time.Millisecond)
 }
@@ -365,14 +410,14 @@ func interval(rate float64) time.Duration {
 // latency), and the observer and the persistent half check the rest.
 func (s *run) setup(setupCtx context.Context) error {
 	cfg, r := s.cfg, s.r
-	base := "soak/" + s.tag + "/"
+	base := s.topicBase
 	if err := r.Observer.Subscribe(setupCtx, base+"#"); err != nil {
 		return fmt.Errorf("observer: %w", err)
 	}
 	width := len(strconv.Itoa(cfg.Clients - 1))
 	for i := range cfg.Clients {
 		name := fmt.Sprintf("c%0*d", width, i)
-		s.clients = append(s.clients, &client{s: s, id: "soak-" + s.tag + "-" + name, clean: i%2 == 1,
+		s.clients = append(s.clients, &client{s: s, id: s.idPrefix + name, clean: i%2 == 1,
 			topic: base + name})
 	}
 	feedTopic := base + "feed"
@@ -383,7 +428,7 @@ func (s *run) setup(setupCtx context.Context) error {
 		}
 	}
 	if cfg.FeedRate > 0 {
-		s.feeder = &client{s: s, id: "soak-" + s.tag + "-feed", topic: feedTopic}
+		s.feeder = &client{s: s, id: s.idPrefix + "feed", topic: feedTopic}
 	}
 	for _, c := range s.all() {
 		if err := c.keeper(); err != nil {
@@ -516,6 +561,15 @@ func (s *run) reportRun(ctx context.Context, res *ledger.Result) report.Run {
 	}
 	run.Config["schedule"] = s.sched.Name
 	run.Config["soak_offset"] = s.start.Sub(r.Start).Round(time.Millisecond).String()
+	run.Config["run_id"] = strings.TrimSuffix(strings.TrimPrefix(s.idPrefix, "soak-"), "-")
+	run.Config["clock"] = s.clock.settings(r.Start)
+	if s.cfg.Shards > 0 {
+		run.Config["shard"] = fmt.Sprintf("%d/%d", s.cfg.Shard, s.cfg.Shards)
+		run.Config["run_id"] = s.cfg.RunID
+	}
+	if s.cfg.BrokerAddr != "" {
+		run.Config["broker_addr"] = s.cfg.BrokerAddr
+	}
 	if s.cfg.Trace == "" {
 		run.Config["seed_replay"] = fmt.Sprintf("SOAK_SEED=%d SOAK_DURATION=%v", s.cfg.Seed, s.cfg.Duration)
 	}
