@@ -258,9 +258,17 @@ func ReadmeCompare(r *CompareReport) string {
 	return b.String()
 }
 
-// ReadmeSections renders every generated section of the README from the reports, by name.
+// ReadmeSections renders every generated section of the README from the reports, by name. A nil report
+// (its results not produced yet) renders as an empty section: the bare markers.
 func ReadmeSections(br *BenchReport, cr *CompareReport) map[string]string {
-	return map[string]string{"bench": ReadmeBench(br), "compare": ReadmeCompare(cr)}
+	out := map[string]string{"bench": "", "compare": ""}
+	if br != nil {
+		out["bench"] = ReadmeBench(br)
+	}
+	if cr != nil {
+		out["compare"] = ReadmeCompare(cr)
+	}
+	return out
 }
 
 var (
@@ -300,12 +308,15 @@ func Splice(doc string, sections map[string]string) (string, error) {
 				return "", fmt.Errorf("%w: line %d opens section %q, which is not generated (known: %s)", ErrMarkers, n, name, knownSections(sections))
 			}
 			open, openLine, seen[name] = name, n, true
-			b.WriteString(BeginMarker(name) + "\n\n")
-			b.WriteString(section)
-			if !strings.HasSuffix(section, "\n") {
+			b.WriteString(BeginMarker(name) + "\n")
+			if section != "" { // an empty section is the bare markers
+				b.WriteString("\n")
+				b.WriteString(section)
+				if !strings.HasSuffix(section, "\n") {
+					b.WriteString("\n")
+				}
 				b.WriteString("\n")
 			}
-			b.WriteString("\n")
 			continue
 		}
 		if endRE.MatchString(trimmed) {
@@ -358,19 +369,39 @@ type Rendered struct {
 }
 
 // Render loads the results in dir and renders what they determine: the report pages bench.md and
-// compare.md next to them, and the generated sections of the README at readme. A missing page is
-// rendered from scratch; a README without its markers is an error.
+// compare.md next to them, and the generated sections of the README at readme. A results file not
+// produced yet (bench.json before a "make bench", compare.json before a "make compare") leaves its page
+// alone and its README section empty, so one can be committed before the other; with neither there is
+// nothing to render, and that is an error naming both. A missing page is rendered from scratch; a README
+// without its markers is an error.
 func Render(readme, dir string) ([]Rendered, error) {
-	br, err := LoadBenchReport(filepath.Join(dir, BenchFile))
+	bfile, cfile := filepath.Join(dir, BenchFile), filepath.Join(dir, CompareFile)
+	br, err := LoadBenchReport(bfile)
+	if errors.Is(err, os.ErrNotExist) {
+		br, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	cr, err := LoadCompareReport(filepath.Join(dir, CompareFile))
+	cr, err := LoadCompareReport(cfile)
+	if errors.Is(err, os.ErrNotExist) {
+		cr, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
+	}
+	if br == nil && cr == nil {
+		return nil, fmt.Errorf("no results to render: neither %s nor %s exists (%w)", bfile, cfile, os.ErrNotExist)
+	}
+	var pages []struct{ name, md string }
+	if br != nil {
+		pages = append(pages, struct{ name, md string }{"bench.md", br.Markdown()})
+	}
+	if cr != nil {
+		pages = append(pages, struct{ name, md string }{"compare.md", cr.Markdown()})
 	}
 	var out []Rendered
-	for _, p := range []struct{ name, md string }{{"bench.md", br.Markdown()}, {"compare.md", cr.Markdown()}} {
+	for _, p := range pages {
 		file := filepath.Join(dir, p.name)
 		cur, err := os.ReadFile(file)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -363,3 +363,122 @@ func TestCompareRecoveryGoals(t *testing.T) {
 		t.Errorf("a failed run: %+v", g)
 	}
 }
+
+// With only one of the results files, readme renders the sections it has results for and leaves the other
+// as its bare markers (and its page alone); with neither it fails, naming both files.
+func TestUpdateWithOneResultsFile(t *testing.T) {
+	doc := "# R\n" + BeginMarker("bench") + "\n" + EndMarker + "\n\ntext\n" + BeginMarker("compare") + "\n" + EndMarker + "\n"
+	for _, c := range []struct {
+		have, missing, haveSection, missingSection string
+		v                                          any
+		want                                       string
+	}{
+		{BenchFile, CompareFile, "bench", "compare", testBenchReport(), "### Goals of `make bench`"},
+		{CompareFile, BenchFile, "compare", "bench", testCompareReport(), "### Goals of `make compare`"},
+	} {
+		t.Run(c.have, func(t *testing.T) {
+			dir := t.TempDir()
+			writeJSON(t, dir, c.have, c.v)
+			readme := filepath.Join(dir, "README.md")
+			if err := os.WriteFile(readme, []byte(doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			page := filepath.Join(dir, strings.TrimSuffix(c.have, ".json")+".md")
+			changed, err := Update(readme, dir)
+			if err != nil || strings.Join(changed, " ") != page+" "+readme {
+				t.Fatalf("Update = %q, %v; want %s and the README", changed, err, page)
+			}
+			if _, err := os.Stat(filepath.Join(dir, strings.TrimSuffix(c.missing, ".json")+".md")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a page was written for the missing %s (%v)", c.missing, err)
+			}
+			b, err := os.ReadFile(readme)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := string(b)
+			if !strings.Contains(got, c.want) {
+				t.Errorf("the %s section was not rendered:\n%s", c.haveSection, got)
+			}
+			if empty := BeginMarker(c.missingSection) + "\n" + EndMarker + "\n"; !strings.Contains(got, empty) {
+				t.Errorf("the %s section is not its bare markers %q:\n%s", c.missingSection, empty, got)
+			}
+			if !strings.Contains(got, EndMarker+"\n\ntext\n") {
+				t.Errorf("the text between the sections changed:\n%s", got)
+			}
+			if changed, err := Update(readme, dir); err != nil || len(changed) != 0 {
+				t.Errorf("a second Update = %q, %v; want no change", changed, err)
+			}
+		})
+	}
+	dir := t.TempDir()
+	readme := filepath.Join(dir, "README.md")
+	if err := os.WriteFile(readme, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Update(readme, dir)
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), filepath.Join(dir, BenchFile)) ||
+		!strings.Contains(err.Error(), filepath.Join(dir, CompareFile)) {
+		t.Errorf("Update without results: %v; want ErrNotExist naming both files", err)
+	}
+	if b, _ := os.ReadFile(readme); string(b) != doc {
+		t.Errorf("Update without results changed the README:\n%s", b)
+	}
+}
+
+// The repository's README and result pages are what the committed results render: a figure in them that
+// no results file holds, or a results file whose tables were not rendered, fails here. A results file not
+// committed yet leaves its section as the bare markers and has no page. (Fix with: go run ./cmd/bench readme.)
+func TestRepositoryReadmeMatchesResults(t *testing.T) {
+	root := ".." // the package's directory is bench/
+	dir := filepath.Join(root, ResultsDir)
+	readme := filepath.Join(root, README)
+	br, berr := LoadBenchReport(filepath.Join(dir, BenchFile))
+	cr, cerr := LoadCompareReport(filepath.Join(dir, CompareFile))
+	checkPage(t, dir, BenchFile, berr, func() string { return br.Markdown() })
+	checkPage(t, dir, CompareFile, cerr, func() string { return cr.Markdown() })
+	if berr != nil {
+		br = nil
+	}
+	if cerr != nil {
+		cr = nil
+	}
+	doc, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Splice(string(doc), ReadmeSections(br, cr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(doc) != want {
+		t.Errorf("README.md's generated sections are not what the committed results render, at %s (run %s)",
+			FirstDifference(string(doc), want), ReadmeCommand)
+	}
+	for name, r := range map[string]bool{"bench": br == nil, "compare": cr == nil} {
+		if empty := BeginMarker(name) + "\n" + EndMarker + "\n"; r && !strings.Contains(string(doc), empty) {
+			t.Errorf("README.md's %s section is not empty although its results are not committed", name)
+		}
+	}
+}
+
+// checkPage checks the page next to the results file name in dir against what render makes of it, given
+// the error of loading it: no results file, no page.
+func checkPage(t *testing.T, dir, name string, loadErr error, render func() string) {
+	t.Helper()
+	page := strings.TrimSuffix(name, ".json") + ".md"
+	have, perr := os.ReadFile(filepath.Join(dir, page))
+	switch {
+	case errors.Is(loadErr, os.ErrNotExist):
+		if perr == nil {
+			t.Errorf("%s exists without %s: a page no results file renders", page, name)
+		}
+	case loadErr != nil:
+		t.Errorf("the committed results: %v", loadErr)
+	case perr != nil:
+		t.Errorf("%s has no page: %v (run %s)", name, perr, ReadmeCommand)
+	default:
+		if want := render(); string(have) != want {
+			t.Errorf("%s is not what %s renders, at %s (run %s)", page, name, FirstDifference(string(have), want), ReadmeCommand)
+		}
+	}
+}
