@@ -85,24 +85,83 @@ func listenerPID(port int) int {
 	return 0
 }
 
-// cpuMeter measures the CPU this process and the broker use during a run.
+// schedStat returns how long the threads of process pid (0: this process) have run on a CPU and how long
+// they have waited, runnable, for one (the kernel's /proc/<pid>/task/*/schedstat, in nanoseconds), or
+// -1, -1. Waiting for a CPU is what the machine's load takes from a process; it is neither the process's
+// work nor its idleness.
+func schedStat(pid int) (run, wait time.Duration) {
+	dir := "/proc/self/task"
+	if pid > 0 {
+		dir = fmt.Sprintf("/proc/%d/task", pid)
+	} else if pid < 0 {
+		return -1, -1
+	}
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return -1, -1
+	}
+	for _, t := range tasks {
+		f := strings.Fields(readFile(filepath.Join(dir, t.Name(), "schedstat")))
+		if len(f) < 2 {
+			continue // the thread has exited meanwhile
+		}
+		r, err1 := strconv.ParseInt(f[0], 10, 64)
+		w, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil {
+			return -1, -1
+		}
+		run += time.Duration(r)
+		wait += time.Duration(w)
+	}
+	return run, wait
+}
+
+// cpuMeter measures the CPU this process and the broker use during a run, and how long the broker waited
+// for a CPU meanwhile.
 type cpuMeter struct {
 	brokerPID    int
 	self, broker time.Duration
+	// From schedstat (nanosecond precision), -1 when unknown; broker falls back to /proc/<pid>/stat.
+	brokerRun, brokerWait, selfWait time.Duration
+	at                              time.Time
 }
 
 func startCPU(brokerPID int) cpuMeter {
-	return cpuMeter{brokerPID: brokerPID, self: selfCPU(), broker: procCPU(brokerPID)}
+	m := cpuMeter{brokerPID: brokerPID, self: selfCPU(), broker: procCPU(brokerPID), brokerRun: -1, brokerWait: -1, selfWait: -1}
+	if brokerPID > 0 {
+		m.brokerRun, m.brokerWait = schedStat(brokerPID)
+	}
+	_, m.selfWait = schedStat(0)
+	m.at = time.Now()
+	return m
 }
 
-// stop returns the CPU used since start by this process and by the broker (-1 when unknown).
-func (m cpuMeter) stop() (self, broker time.Duration) {
-	self, broker = -1, -1
+// cpuUse is what a cpuMeter measured, each -1 when unknown.
+type cpuUse struct {
+	Self, Broker time.Duration // CPU used by this process and by the broker
+	BrokerWait   time.Duration // the broker's time runnable but waiting for a CPU
+	SelfWait     time.Duration // this process's threads' time runnable but waiting for a CPU (summed)
+	Wall         time.Duration // from start to stop
+}
+
+// stop returns the CPU used since start by this process and by the broker, and the broker's wait for a CPU.
+func (m cpuMeter) stop() cpuUse {
+	u := cpuUse{Self: -1, Broker: -1, BrokerWait: -1, SelfWait: -1, Wall: time.Since(m.at)}
 	if s := selfCPU(); s >= 0 && m.self >= 0 {
-		self = s - m.self
+		u.Self = s - m.self
 	}
-	if b := procCPU(m.brokerPID); b >= 0 && m.broker >= 0 {
-		broker = b - m.broker
+	if m.brokerRun >= 0 {
+		if r, w := schedStat(m.brokerPID); r >= 0 {
+			u.Broker, u.BrokerWait = r-m.brokerRun, w-m.brokerWait
+		}
 	}
-	return self, broker
+	if u.Broker < 0 {
+		if b := procCPU(m.brokerPID); b >= 0 && m.broker >= 0 {
+			u.Broker = b - m.broker
+		}
+	}
+	if _, w := schedStat(0); w >= 0 && m.selfWait >= 0 {
+		u.SelfWait = w - m.selfWait
+	}
+	return u
 }

@@ -1,7 +1,9 @@
 // Package bench measures the mqttas client against eclipse/paho.mqtt.golang v1.5.1 on one machine, side
 // by side: throughput, latency, outage detection and recovery, memory per idle connection and
-// allocations per message ("make bench"), and how each client fares under the harness's faults, judged
-// by the delivery ledger ("make compare").
+// allocations per message, each throughput against the broker's ceiling and the latency against the
+// raw-socket floor of the same run, and what the harness itself costs (the link's latency, CPU and
+// saturation rate, the ledger's cost per event) ("make bench"); and how each client fares under the
+// harness's faults, judged by the delivery ledger ("make compare").
 //
 // Every measurement runs the two clients interleaved, A B A B, over several rounds against one private
 // Mosquitto broker (max_queued_messages 0, so the broker never drops), and is reported as the median and

@@ -126,8 +126,12 @@ type flowResult struct {
 	SysRead, SysWrite int64 `json:"-"`
 	// ClientCPU is the CPU the clients used (this process, or the mosquitto tools), BrokerCPU the broker's;
 	// -1 when unknown.
-	ClientCPU, BrokerCPU time.Duration   `json:"-"`
-	Latencies            []time.Duration `json:"-"` // qos 1 sequential: Publish call → return
+	ClientCPU, BrokerCPU time.Duration `json:"-"`
+	// BrokerWait is how long the broker waited, runnable, for a CPU (the machine's load), ClientWait the
+	// same for this process's threads (the clients and, through the link, the link); Metered is the wall
+	// time over which these and the CPU times were measured. -1 when unknown.
+	BrokerWait, ClientWait, Metered time.Duration   `json:"-"`
+	Latencies                       []time.Duration `json:"-"` // qos 1 sequential: Publish call → return
 }
 
 // Lost is what was sent and never arrived.
@@ -153,7 +157,8 @@ func (r *receiver) result(sent int, start time.Time, publishDur time.Duration) f
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f := flowResult{Sent: sent, Received: r.unique, Duplicates: r.dups, Reordered: r.reordered,
-		Foreign: r.foreign, PublishDur: publishDur, SysRead: -1, SysWrite: -1, ClientCPU: -1, BrokerCPU: -1}
+		Foreign: r.foreign, PublishDur: publishDur, SysRead: -1, SysWrite: -1, ClientCPU: -1, BrokerCPU: -1,
+		BrokerWait: -1, ClientWait: -1, Metered: -1}
 	if r.unique > 0 {
 		f.Dur = r.last.Sub(start)
 	}
@@ -215,4 +220,26 @@ func (f flowResult) brokerBusy() float64 {
 		return math.NaN()
 	}
 	return 100 * float64(f.BrokerCPU) / float64(f.Dur)
+}
+
+// setCPU records what a cpuMeter measured over the run.
+func (f *flowResult) setCPU(u cpuUse) {
+	f.ClientCPU, f.BrokerCPU, f.BrokerWait, f.ClientWait, f.Metered = u.Self, u.Broker, u.BrokerWait, u.SelfWait, u.Wall
+}
+
+// share is d as a percentage of the metered wall time, NaN when unknown.
+func (f flowResult) share(d time.Duration) float64 {
+	if d < 0 || f.Metered <= 0 {
+		return math.NaN()
+	}
+	return 100 * float64(d) / float64(f.Metered)
+}
+
+// brokerIdle is the percentage of the metered time in which the broker neither ran nor waited for a CPU:
+// it had nothing to do, waiting for the clients. NaN when unknown.
+func (f flowResult) brokerIdle() float64 {
+	if f.BrokerCPU < 0 || f.BrokerWait < 0 {
+		return math.NaN()
+	}
+	return max(100-f.share(f.BrokerCPU+f.BrokerWait), 0)
 }

@@ -139,6 +139,7 @@ const (
 	asSecs   numFormat = "secs"   // seconds
 	asUS     numFormat = "us"     // microseconds, no decimals
 	asUS1    numFormat = "us1"    // microseconds, one decimal
+	asUS3    numFormat = "us3"    // microseconds, three decimals
 	asKB     numFormat = "kb"     // bytes rendered as KB
 	asFloat  numFormat = "float"  // a plain number, one decimal unless whole
 	asFloat1 numFormat = "float1" // one decimal
@@ -164,6 +165,8 @@ func (f numFormat) formatter() (func(float64) string, bool) {
 		return fmtUS, true
 	case asUS1:
 		return fmtUS1, true
+	case asUS3:
+		return fmtUS3, true
 	case asKB:
 		return fmtKB, true
 	case asFloat:

@@ -163,7 +163,7 @@ func runRawQoS1Seq(ctx context.Context, addr string, n, size int, tag string, br
 	rcv.wait(ctx, quietAfter)
 	f := rcv.result(n, start, pubDur)
 	f.countSyscalls(r0, w0)
-	f.ClientCPU, f.BrokerCPU = meter.stop()
+	f.setCPU(meter.stop())
 	f.Latencies = lat
 	return f, ctx.Err()
 }

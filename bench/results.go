@@ -191,9 +191,10 @@ func checkGoals(gs []Goal) error {
 // readmeMetrics lists the bench metrics the README shows, in its order; the rest are in bench.md.
 func readmeMetrics() []string {
 	return []string{
-		"qos0.rate", "qos0.cpu_client", "qos0.cpu_broker", "qos0.broker_busy",
+		"qos0.rate", "qos0.cpu_client", "qos0.cpu_broker", "qos0.broker_busy", "qos0.broker_wait", "qos0.broker_idle",
 		"qos1seq.p50", "qos1seq.p99",
-		"qos1win.rate", "qos1win.cpu_client", "qos1win.cpu_broker", "qos1win.broker_busy", "qos1win.sys_read", "qos1win.sys_write",
+		"qos1win.rate", "qos1win.cpu_client", "qos1win.cpu_broker", "qos1win.broker_busy", "qos1win.broker_wait", "qos1win.broker_idle",
+		"qos1win.sys_read", "qos1win.sys_write",
 		"outage.silent.detection", "outage.silent.recovery", "outage.down.recovery",
 		"idle.heap+stack", "idle.rss", "idle.goroutines",
 		"allocs.publish-qos0", "allocs.publish-qos1", "allocs.qos0-pub+sub",
@@ -233,6 +234,11 @@ func ReadmeBench(r *BenchReport) string {
 		}
 	}
 	b.WriteString(t.Markdown())
+	if h := r.harnessTable(); len(h.Rows) > 0 {
+		h.Notes = nil // bench.md explains them
+		b.WriteString("\n")
+		b.WriteString(h.Markdown())
+	}
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(&b, "\n%d measurements failed in this run: see [`%s/bench.md`](%s/bench.md).\n", len(r.Errors), ResultsDir, ResultsDir)
 	}

@@ -21,11 +21,12 @@ const (
 	SectionAllocs  = "allocs"
 	SectionOutage  = "outage"
 	SectionIdle    = "idle"
+	SectionHarness = "harness"
 )
 
 // AllSections lists every section of RunBench.
 func AllSections() []string {
-	return []string{SectionQoS0, SectionQoS1Seq, SectionWindow, SectionAllocs, SectionOutage, SectionIdle}
+	return []string{SectionQoS0, SectionQoS1Seq, SectionWindow, SectionHarness, SectionAllocs, SectionOutage, SectionIdle}
 }
 
 // BenchConfig sizes a RunBench run. Zero fields take the defaults of DefaultBenchConfig.
@@ -55,7 +56,7 @@ type BenchConfig struct {
 
 // DefaultBenchConfig returns the sizes "make bench" uses: a few minutes on a 2-core machine.
 func DefaultBenchConfig() BenchConfig {
-	return BenchConfig{Rounds: 3, Libs: Libs(), Sections: AllSections(), PayloadSize: 64, QoS0Msgs: 100_000,
+	return BenchConfig{Rounds: 5, Libs: Libs(), Sections: AllSections(), PayloadSize: 64, QoS0Msgs: 100_000,
 		QoS1SeqMsgs: 5_000, WindowMsgs: 20_000, Window: 64, AllocMsgs: 20_000, DownHold: 2500 * time.Millisecond,
 		IdleClients: 1000, IdleSettle: 3 * time.Second, Settings: DefaultSettings()}
 }
@@ -196,6 +197,9 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		}
 		if cfg.has(SectionWindow) {
 			benchWindow(ctx, rep, &cfg, addr, round, libs, pid)
+		}
+		if cfg.has(SectionHarness) {
+			benchHarness(ctx, rep, &cfg, addr, round, pid)
 		}
 		if cfg.has(SectionAllocs) {
 			benchAllocs(ctx, rep, &cfg, addr, round, libs)
@@ -445,9 +449,15 @@ func costMetrics(rep *BenchReport, prefix, what string, lib string, round int, f
 		set(lib, round, f.cpuPerMessage(f.BrokerCPU))
 	rep.metric(prefix+".broker_busy", what+": broker busy (% of one core)", "%", "higher", asPct).
 		set(lib, round, f.brokerBusy())
+	rep.metric(prefix+".broker_wait", what+": broker runnable, waiting for a CPU (% of the run)", "%", "lower", asPct).
+		set(lib, round, f.share(f.BrokerWait))
+	rep.metric(prefix+".broker_idle", what+": broker idle, waiting for the clients (% of the run)", "%", "lower", asPct).
+		set(lib, round, f.brokerIdle())
 	if lib == ToolsName {
 		return
 	}
+	rep.metric(prefix+".client_wait", what+": client threads runnable, waiting for a CPU (% of the run, summed)", "%", "lower", asPct).
+		set(lib, round, f.share(f.ClientWait))
 	rep.metric(prefix+".sys_read", what+": read system calls per message (publisher + subscriber)", "count", "lower", asFloat2).
 		set(lib, round, f.perMessage(f.SysRead))
 	rep.metric(prefix+".sys_write", what+": write system calls per message (publisher + subscriber)", "count", "lower", asFloat2).
@@ -455,6 +465,8 @@ func costMetrics(rep *BenchReport, prefix, what string, lib string, round int, f
 }
 
 func fmtUS1(x float64) string { return fmt.Sprintf("%.1f µs", x) }
+
+func fmtUS3(x float64) string { return fmt.Sprintf("%.3f µs", x) }
 
 func fmtPct(x float64) string { return fmt.Sprintf("%.0f%%", x) }
 

@@ -60,12 +60,22 @@ func TestSmokeBench(t *testing.T) {
 	}
 	within("qos0.rate", ToolsName, 100, 1e7)
 	within("qos0.lost", ToolsName, 0, 0)
+	within("qos0.broker_wait", MQTTAS, 0, 100)
+	within("qos0.broker_idle", MQTTAS, 0, 100)
+	for _, path := range []string{PathDirect, PathToxiproxy, PathLink} {
+		within("harness.seq.p50", path, 1, 1e5) // µs
+		within("harness.seq.cpu", path, 0.1, 1e5)
+		within("harness.q0.rate", path, 100, 1e7)
+		within("harness.sat.rate", path, 1000, 1e9)
+	}
+	within("harness.seq.p50_added", PathLink, -1e4, 1e4) // a difference: noise can make it negative
+	within("harness.ledger.event", LedgerName, 0.001, 100)
 	if len(rep.Goals) == 0 {
 		t.Error("no goals judged")
 	}
 	md := rep.Markdown()
 	for _, want := range []string{"### Machine", "### Goals", "### Throughput and latency", "### Outage detection and recovery",
-		"### Idle connections", "### Allocations per message", "| mosquitto |"} {
+		"### Harness overhead", "### Idle connections", "### Allocations per message", "| mosquitto |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("bench.md lacks %q", want)
 		}

@@ -22,7 +22,12 @@ const quietAfter = 3 * time.Second
 
 // pair connects a subscriber (subscribed to topic at qos) and a publisher of lib to addr.
 func pair(ctx context.Context, lib, addr, tag, topic string, qos byte, rcv *receiver) (pub, sub native, err error) {
-	sub, err = dialNative(ctx, lib, nativeOptions{addr: addr, id: "sub-" + tag, onMessage: rcv.onMessage})
+	return pairVia(ctx, lib, addr, addr, tag, topic, qos, rcv)
+}
+
+// pairVia is pair with the publisher connected to pubAddr and the subscriber to subAddr.
+func pairVia(ctx context.Context, lib, pubAddr, subAddr, tag, topic string, qos byte, rcv *receiver) (pub, sub native, err error) {
+	sub, err = dialNative(ctx, lib, nativeOptions{addr: subAddr, id: "sub-" + tag, onMessage: rcv.onMessage})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -30,7 +35,7 @@ func pair(ctx context.Context, lib, addr, tag, topic string, qos byte, rcv *rece
 		sub.close()
 		return nil, nil, fmt.Errorf("%s subscribe: %w", lib, err)
 	}
-	pub, err = dialNative(ctx, lib, nativeOptions{addr: addr, id: "pub-" + tag})
+	pub, err = dialNative(ctx, lib, nativeOptions{addr: pubAddr, id: "pub-" + tag})
 	if err != nil {
 		sub.close()
 		return nil, nil, err
@@ -43,8 +48,14 @@ func pair(ctx context.Context, lib, addr, tag, topic string, qos byte, rcv *rece
 // broker's). publish's error is wrapped with lib.
 func measureFlow(ctx context.Context, lib, addr, tag, topic string, qos byte, n, size, brokerPID int,
 	publish func(pub native, payloads [][]byte) error) (flowResult, error) {
+	return measureFlowVia(ctx, lib, addr, addr, tag, topic, qos, n, size, brokerPID, publish)
+}
+
+// measureFlowVia is measureFlow with the publisher connected to pubAddr and the subscriber to subAddr.
+func measureFlowVia(ctx context.Context, lib, pubAddr, subAddr, tag, topic string, qos byte, n, size, brokerPID int,
+	publish func(pub native, payloads [][]byte) error) (flowResult, error) {
 	rcv := newReceiver(n)
-	pub, sub, err := pair(ctx, lib, addr, tag, topic, qos, rcv)
+	pub, sub, err := pairVia(ctx, lib, pubAddr, subAddr, tag, topic, qos, rcv)
 	if err != nil {
 		return flowResult{}, err
 	}
@@ -62,15 +73,20 @@ func measureFlow(ctx context.Context, lib, addr, tag, topic string, qos byte, n,
 	rcv.wait(ctx, quietAfter)
 	f := rcv.result(n, start, pubDur)
 	f.countSyscalls(r0, w0)
-	f.ClientCPU, f.BrokerCPU = meter.stop()
+	f.setCPU(meter.stop())
 	return f, ctx.Err()
 }
 
 // runQoS0 publishes n qos 0 messages of size bytes from one client to another of the same library, as
 // fast as the publisher takes them, and times first publish → last receive.
 func runQoS0(ctx context.Context, lib, addr string, n, size int, tag string, brokerPID int) (flowResult, error) {
+	return runQoS0Via(ctx, lib, addr, addr, n, size, tag, brokerPID)
+}
+
+// runQoS0Via is runQoS0 with the publisher connected to pubAddr and the subscriber to subAddr.
+func runQoS0Via(ctx context.Context, lib, pubAddr, subAddr string, n, size int, tag string, brokerPID int) (flowResult, error) {
 	topic := "bench/q0/" + tag
-	return measureFlow(ctx, lib, addr, tag, topic, 0, n, size, brokerPID, func(pub native, payloads [][]byte) error {
+	return measureFlowVia(ctx, lib, pubAddr, subAddr, tag, topic, 0, n, size, brokerPID, func(pub native, payloads [][]byte) error {
 		for i := range n {
 			if err := pub.publish0(ctx, topic, payloads[i]); err != nil {
 				return fmt.Errorf("publish %d: %w", i, err)
@@ -83,9 +99,14 @@ func runQoS0(ctx context.Context, lib, addr string, n, size int, tag string, bro
 // runQoS1Seq publishes n qos 1 messages one at a time, each waiting for its PUBACK, to a qos 1
 // subscriber of the same library, and records every Publish's latency.
 func runQoS1Seq(ctx context.Context, lib, addr string, n, size int, tag string, brokerPID int) (flowResult, error) {
+	return runQoS1SeqVia(ctx, lib, addr, addr, n, size, tag, brokerPID)
+}
+
+// runQoS1SeqVia is runQoS1Seq with the publisher connected to pubAddr and the subscriber to subAddr.
+func runQoS1SeqVia(ctx context.Context, lib, pubAddr, subAddr string, n, size int, tag string, brokerPID int) (flowResult, error) {
 	topic := "bench/q1s/" + tag
 	lat := make([]time.Duration, n)
-	f, err := measureFlow(ctx, lib, addr, tag, topic, 1, n, size, brokerPID, func(pub native, payloads [][]byte) error {
+	f, err := measureFlowVia(ctx, lib, pubAddr, subAddr, tag, topic, 1, n, size, brokerPID, func(pub native, payloads [][]byte) error {
 		for i := range n {
 			t := time.Now()
 			if err := pub.publish1(ctx, topic, payloads[i]); err != nil {
@@ -277,7 +298,8 @@ wait:
 		end = lastChange
 	}
 	f.Dur = end.Sub(start)
-	_, f.BrokerCPU = meter.stop()
+	f.setCPU(meter.stop())
+	f.ClientWait = -1 // the tools' waits are not this process's
 	f.ClientCPU = pub.ProcessState.UserTime() + pub.ProcessState.SystemTime() +
 		sub.ProcessState.UserTime() + sub.ProcessState.SystemTime()
 	return f, nil

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dc := bench.DefaultCompareConfig()
 	out := fs.String("out", bench.ResultsDir, "directory for the reports (readme: where it reads them)")
 	readme := fs.String("readme", bench.README, "readme: the file whose generated sections it rewrites")
-	rounds := fs.Int("rounds", 0, "rounds, the clients interleaved in each (default 3 for bench, 2 for compare)")
+	rounds := fs.Int("rounds", 0, "rounds, the clients interleaved in each (default 5 for bench, 2 for compare)")
 	libs := fs.String("clients", "", "clients to measure (default: bench "+strings.Join(bench.Libs(), ",")+
 		"; compare "+strings.Join(bench.CompareLibs(), ",")+")")
 	sections := fs.String("sections", strings.Join(bench.AllSections(), ","), "bench: sections to run")
@@ -66,7 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	am := fs.Int("alloc-msgs", d.AllocMsgs, "bench: messages per allocation measurement (qos 1: a quarter)")
 	idle := fs.Int("idle-clients", d.IdleClients, "bench: idle clients per library")
 	downHold := fs.Duration("down-hold", d.DownHold, "bench: how long the link refuses connections in the down trial (+0–1 s)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfileFile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	traceFile := fs.String("trace", "", "write the Go execution trace of the whole run to this file (go tool trace FILE)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: bench [flags] bench|compare|readme\n\n")
 		fs.PrintDefaults()
@@ -96,13 +97,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	command := commandLine(args)
-	if *cpuProfile != "" {
-		stopProfile, err := startCPUProfile(*cpuProfile)
+	for _, p := range []struct {
+		file string
+		p    profile
+	}{{*cpuProfileFile, cpuProfile}, {*traceFile, execTrace}} {
+		if p.file == "" {
+			continue
+		}
+		stop, err := p.p.record(p.file)
 		if err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
 		}
-		defer stopProfile()
+		defer stop()
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)

@@ -50,3 +50,26 @@ func TestCommandLine(t *testing.T) {
 		t.Errorf("commandLine = %s\nwant %s", got, want)
 	}
 }
+
+// -trace and -cpuprofile write their files from start to stop; a file that cannot be created is an error.
+func TestProfiles(t *testing.T) {
+	dir := t.TempDir()
+	for name, p := range map[string]profile{"trace": execTrace, "cpu": cpuProfile} {
+		file := filepath.Join(dir, name)
+		stop, err := p.record(file)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		stop()
+		b, err := os.ReadFile(file)
+		if err != nil || len(b) == 0 {
+			t.Errorf("%s: %d bytes, %v", name, len(b), err)
+		}
+		if name == "trace" && !strings.HasPrefix(string(b), "go 1.") {
+			t.Errorf("the trace does not start with a trace header: %q", b[:min(len(b), 16)])
+		}
+	}
+	if _, err := execTrace.record(filepath.Join(dir, "missing", "trace")); err == nil {
+		t.Error("a trace into a missing directory succeeded")
+	}
+}

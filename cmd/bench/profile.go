@@ -1,22 +1,37 @@
 package main
 
 import (
+	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
-// startCPUProfile profiles the process into file until the returned function is called.
-func startCPUProfile(file string) (func(), error) {
+// A profile of the whole run, written to a file from start to stop: the CPU profile, or the Go execution
+// trace (goroutines blocking and waking on the network, the scheduler, system calls; `go tool trace FILE`
+// shows it, and `go tool trace -d=parsed FILE` prints its events).
+type profile struct {
+	start func(io.Writer) error
+	stop  func()
+}
+
+var (
+	cpuProfile = profile{pprof.StartCPUProfile, pprof.StopCPUProfile}
+	execTrace  = profile{trace.Start, trace.Stop}
+)
+
+// record starts p into file; the returned function stops it and closes the file.
+func (p profile) record(file string) (func(), error) {
 	f, err := os.Create(file)
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := p.start(f); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return func() {
-		pprof.StopCPUProfile()
+		p.stop()
 		f.Close()
 	}, nil
 }
