@@ -13,7 +13,7 @@ CLIENT_MODULE := mqttas
 FUZZTIME ?= 60s
 # Fuzz targets: package:target pairs. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME.
 FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./mqttas:FuzzTopicChecks ./mqttas:FuzzNetlink ./mqttas:FuzzStoreLog ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/ledger:FuzzReadJSONL ./harness/ledger:FuzzReadOnline ./harness/link/mqttframe:FuzzFramer \
-  ./harness/clients/procclient:FuzzDecodeEvent ./internal/mqttwire:FuzzDecode
+  ./harness/clients/procclient:FuzzDecodeEvent ./internal/mqttwire:FuzzDecode ./harness/k8s:FuzzDecode
 FUZZTIME_SHORT ?= 5s
 
 # The scenario suite runs through the ginkgo CLI pinned in go.mod (go tool ginkgo), in parallel.
@@ -33,7 +33,7 @@ SOAK_CLIENT ?= mqttas
 # More soak flags for make soak and make replay, e.g. SOAK_FLAGS='-shard 0/4 -run-id r1 -broker 127.0.0.1:1883'.
 SOAK_FLAGS ?=
 
-.PHONY: all deps c-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image broker-image clean clean-containers
+.PHONY: all deps c-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image image-harness scale broker-image clean clean-containers
 
 all: test
 
@@ -135,6 +135,21 @@ bench-go: deps
 # The broker image, built offline from the host's mosquitto (no registry needed).
 image: deps
 	containers/mosquitto/build.sh
+
+# The harness image of a fleet run (deploy/, docs/scale.md): the soak command, static, on the broker image.
+# Push both where the cluster pulls from and set them with kustomize's images (deploy/README.md).
+HARNESS_IMAGE ?= mqttas/soak:local
+image-harness: image
+	@mkdir -p build/soak-image
+	CGO_ENABLED=0 $(GO) build -trimpath -o build/soak-image/soak ./cmd/soak
+	cp containers/soak/Dockerfile build/soak-image/Dockerfile
+	@# Classic builder: BuildKit would want to fetch its frontend image.
+	DOCKER_BUILDKIT=0 docker build --quiet --tag $(HARNESS_IMAGE) build/soak-image
+
+# What docs/scale.md plans a fleet with: per-client memory and CPU, broker CPU per message and the merge's
+# cost, measured here into bench/results/scale.json (scripts/scale.sh says how).
+scale: deps
+	scripts/scale.sh
 
 clean:
 	rm -rf build bin

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: the mosquitto broker and clients, Chromium
-# with a font for the report rendering test, and the MQTT libraries the out-of-process drivers run on.
+# with a font for the report rendering test, the MQTT libraries the out-of-process drivers run on, and
+# kubectl for the fleet's manifests.
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 need=()
@@ -18,6 +19,10 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromi
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ -e /usr/include/mosquitto.h ] || need+=(libmosquitto-dev)
 [ -e /usr/include/cjson/cJSON.h ] || need+=(libcjson-dev)
+# The fleet's manifests (deploy/) are rendered by kubectl kustomize in harness/k8s's tests: Debian's kubectl.
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+# make scale (scripts/scale.sh) measures with GNU time.
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -21,6 +22,9 @@ import (
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "check" {
 		return check(args[1:], stdout, newConsole(stderr))
+	}
+	if len(args) > 0 && args[0] == "render-k8s" {
+		return renderK8s(args[1:], stdout, newConsole(stderr))
 	}
 	if len(args) > 0 && args[0] == "merge" {
 		return merge(args[1:], stdout, newConsole(stderr), time.Now())
@@ -114,7 +118,12 @@ func merge(args []string, stdout io.Writer, con *console, now time.Time) int {
 	if *out == "" {
 		*out = "reports/merge-" + now.Format("20060102-150405")
 	}
-	lres, _, err := soak.Merge(*out, fs.Args()...)
+	dirs, err := expandShards(fs.Args())
+	if err != nil {
+		con.Printf("soak: %v", err)
+		return exitUsage
+	}
+	lres, _, err := soak.Merge(*out, dirs...)
 	if err != nil {
 		con.Printf("soak: %v", err)
 		if errors.Is(err, soak.ErrInput) {
@@ -124,9 +133,36 @@ func merge(args []string, stdout io.Writer, con *console, now time.Time) int {
 	}
 	res := &soak.Result{Ledger: lres}
 	printVerdict(con, res, filepath.Join(*out, report.IndexFile))
-	con.Printf("soak: merged %d shards into %s", fs.NArg(), filepath.Join(*out, report.IndexFile))
+	con.Printf("soak: merged %d shards into %s", len(dirs), filepath.Join(*out, report.IndexFile))
 	fmt.Fprintln(stdout, res.Verdict())
 	return exitCode(res)
+}
+
+// expandShards expands the arguments of soak merge that are patterns (shard-*) to the directories they
+// match, sorted, for callers without a shell (the fleet's merge Job); a pattern that matches no
+// directory is an error.
+func expandShards(args []string) ([]string, error) {
+	var dirs []string
+	for _, a := range args {
+		if !strings.ContainsAny(a, "*?[") {
+			dirs = append(dirs, a)
+			continue
+		}
+		m, err := filepath.Glob(a)
+		if err != nil {
+			return nil, fmt.Errorf("merge: %q: %w", a, err)
+		}
+		n := len(dirs)
+		for _, p := range m {
+			if st, err := os.Stat(p); err == nil && st.IsDir() {
+				dirs = append(dirs, p)
+			}
+		}
+		if len(dirs) == n {
+			return nil, fmt.Errorf("merge: %q matches no shard report directory", a)
+		}
+	}
+	return dirs, nil
 }
 
 // check re-checks a saved history and prints its verdict.

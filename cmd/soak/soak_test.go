@@ -248,6 +248,7 @@ func TestCheckCommand(t *testing.T) {
 
 func TestMergeCommand(t *testing.T) {
 	dirs := make([]string, 2)
+	parent := t.TempDir()
 	t0 := time.Now()
 	for k := range dirs {
 		l := ledger.New(t0)
@@ -260,7 +261,7 @@ func TestMergeCommand(t *testing.T) {
 				l.Deliver(ledger.Delivery{Subscriber: obs, Topic: x.Topic, Payload: ledger.Encode(x, t0), QoS: 1, At: t0})
 			}
 		}
-		dirs[k] = filepath.Join(t.TempDir(), fmt.Sprint(k))
+		dirs[k] = filepath.Join(parent, fmt.Sprintf("shard-%d", k))
 		if _, err := report.Write(dirs[k], report.Run{Started: t0, Ledger: l}); err != nil {
 			t.Fatal(err)
 		}
@@ -274,6 +275,21 @@ func TestMergeCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, report.IndexFile)); err != nil {
 		t.Fatal(err)
+	}
+	// A pattern, as the fleet's merge Job gives it with no shell to expand it: the directories it matches
+	// (not the files beside them).
+	if err := os.WriteFile(filepath.Join(parent, "shard-0.log"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errOut.Reset()
+	if code := run(t.Context(), []string{"merge", "-out", out + "2", filepath.Join(parent, "shard-*")}, envOf(nil), &stdout, &errOut); code != exitFail ||
+		!strings.Contains(errOut.String(), "merged 2 shards") {
+		t.Fatalf("merge of a pattern: exit %d\n%s", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run(t.Context(), []string{"merge", "-out", out + "3", filepath.Join(parent, "none-*")}, envOf(nil), &stdout, &errOut); code != exitUsage ||
+		!strings.Contains(errOut.String(), "matches no shard report directory") {
+		t.Fatalf("merge of a pattern that matches nothing: exit %d\n%s", code, errOut.String())
 	}
 	stdout.Reset()
 	errOut.Reset()

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Measures what docs/scale.md plans a fleet with, on this machine, and writes bench/results/scale.json:
+# two shards of one run (SMALL and LARGE clients, SOAK_RATE msg/s each, SCALE_DURATION under the random
+# link faults) against one mosquitto this script starts, each under /usr/bin/time; then soak merge of the
+# two shards and of the small one alone, under /usr/bin/time too. Per client: the difference of the two
+# shards' CPU and peak memory over the difference of their clients (what a shard costs beyond its fixed
+# part); per merged event likewise. Broker: mosquitto's CPU over the messages it took in and sent out.
+# `make scale` runs it (about 3 minutes).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+small="${SCALE_SMALL:-50}"
+large="${SCALE_LARGE:-250}"
+rate="${SOAK_RATE:-1}"
+duration="${SCALE_DURATION:-1m}"
+seed="${SOAK_SEED:-1}"
+out="${SCALE_OUT:-bench/results/scale.json}"
+work="$root/build/scale"
+export PATH="$PATH:/usr/sbin"
+export TESTCONTAINERS_RYUK_DISABLED=true
+command -v mosquitto >/dev/null || { echo "scale.sh: mosquitto not found (make deps)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "scale.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 2; }
+rm -rf "$work"
+mkdir -p "$work" "$(dirname "$out")"
+go build -o "$work/soak" ./cmd/soak
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+cat >"$work/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $work/data/
+autosave_interval 1
+max_inflight_messages 20
+max_queued_messages 1000
+set_tcp_nodelay true
+log_dest file $work/mosquitto.log
+# Run as root (the harness's case in CI), mosquitto would drop to its own user, which cannot write here.
+user root
+CONF
+mkdir -p "$work/data"
+/usr/bin/time -f '%U %S %e %M' -o "$work/mosquitto.time" mosquitto -c "$work/mosquitto.conf" &
+timepid=$!
+cleanup() { local m; m="$(pgrep -P "$timepid" || true)"; [ -z "$m" ] || kill -TERM "$m" 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 50); do
+	python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null && break
+	sleep 0.1
+done
+
+shard() { # index clients
+	/usr/bin/time -f '%U %S %e %M' -o "$work/shard-$1.time" "$work/soak" -broker "127.0.0.1:$port" -run-id scale \
+		-shard "$1/2" -clients "$2" -rate "$rate" -duration "$duration" -seed "$seed" -out "$work/shard-$1" \
+		>"$work/shard-$1.out" 2>"$work/shard-$1.err" || { echo "scale.sh: shard $1 failed:" >&2; tail -5 "$work/shard-$1.err" >&2; exit 1; }
+}
+shard 0 "$small"
+shard 1 "$large"
+# Stop mosquitto (the child of time) so that time writes its figures.
+kill -TERM "$(pgrep -P "$timepid")"
+wait "$timepid" || true
+trap - EXIT
+# The merge of both shards, and of the small one alone: the difference is what the merge costs per event.
+merge() { # name shard-dir...
+	local name=$1
+	shift
+	/usr/bin/time -f '%U %S %e %M' -o "$work/$name.time" "$work/soak" merge -out "$work/$name" "$@" \
+		>"$work/$name.out" 2>"$work/$name.err" || { echo "scale.sh: $name failed:" >&2; tail -5 "$work/$name.err" >&2; exit 1; }
+}
+merge merged "$work/shard-*"
+merge merged-small "$work/shard-0"
+
+python3 - "$work" "$out" "$small" "$large" "$rate" "$duration" <<'PY'
+import json, os, sys, platform
+work, out, small, large, rate, duration = sys.argv[1:]
+small, large = int(small), int(large)
+def t(name):
+    u, s, e, m = open(os.path.join(work, name + ".time")).read().split()[-4:]
+    return {"cpu_s": round(float(u) + float(s), 2), "wall_s": float(e), "max_rss_kib": int(m)}
+def summary(d):
+    return json.load(open(os.path.join(work, d, "summary.json")))
+shards = []
+for i, n in ((0, small), (1, large)):
+    s = summary("shard-%d" % i)
+    hist = [f for f in os.listdir(os.path.join(work, "shard-%d" % i)) if f.startswith("history.jsonl")]
+    shards.append(dict(t("shard-%d" % i), clients=n, verdict=s["verdict"], attempts=s["attempts"],
+                       acknowledged=s["acknowledged"], deliveries=s["deliveries"], outages=s["outages"],
+                       history_bytes=os.path.getsize(os.path.join(work, "shard-%d" % i, hist[0]))))
+broker = t("mosquitto")
+msgs = sum(s["attempts"] + s["deliveries"] for s in shards)
+def merge_of(name, of):
+    m = summary(name)
+    return dict(t(name), verdict=m["verdict"], attempts=m["attempts"], deliveries=m["deliveries"],
+                events=m["attempts"] + m["deliveries"], history_bytes=sum(s["history_bytes"] for s in of))
+merge = merge_of("merged", shards)
+merge_small = merge_of("merged-small", shards[:1])
+a, b = shards
+busy = sum(s["wall_s"] for s in shards)
+res = {
+    "command": "make scale (scripts/scale.sh): SCALE_SMALL=%d SCALE_LARGE=%d SOAK_RATE=%s SCALE_DURATION=%s" % (small, large, rate, duration),
+    "machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
+    "shards": shards,
+    "broker": dict(broker, messages_in_and_out=msgs, busy_wall_s=round(busy, 1)),
+    "merge": merge,
+    "merge_small_shard_alone": merge_small,
+    "per_client": {
+        "rss_kib": round((b["max_rss_kib"] - a["max_rss_kib"]) / (large - small), 1),
+        "cpu_ms_per_s": round(1000 * ((b["cpu_s"] / b["wall_s"]) - (a["cpu_s"] / a["wall_s"])) / (large - small), 3),
+        "fixed_rss_kib": round(a["max_rss_kib"] - small * (b["max_rss_kib"] - a["max_rss_kib"]) / (large - small)),
+    },
+    "broker_cpu_us_per_message": round(1e6 * broker["cpu_s"] / msgs, 2),
+    # An event is a publication (attempted message) or a delivery, a line of the histories.
+    "merge_cpu_us_per_event": round(1e6 * (merge["cpu_s"] - merge_small["cpu_s"]) / (merge["events"] - merge_small["events"]), 2),
+    "merge_rss_bytes_per_event": round(1024 * (merge["max_rss_kib"] - merge_small["max_rss_kib"]) / (merge["events"] - merge_small["events"]), 1),
+    "history_bytes_per_event": round((merge["history_bytes"] - merge_small["history_bytes"]) / (merge["events"] - merge_small["events"]), 2),
+    "deliveries_per_publication": round(merge["deliveries"] / merge["attempts"], 2),
+}
+json.dump(res, open(out, "w"), indent=2)
+open(out, "a").write("\n")
+print(json.dumps(res, indent=2))
+PY
