@@ -114,6 +114,25 @@ res = {
     "history_bytes_per_event": round((merge["history_bytes"] - merge_small["history_bytes"]) / (merge["events"] - merge_small["events"]), 2),
     "deliveries_per_publication": round(merge["deliveries"] / merge["attempts"], 2),
 }
+# docs/scale.md's plan, worked out from the figures above: PLAN_DEVICES devices at SOAK_RATE msg/s,
+# PLAN_PER_POD clients a shard.
+devices, per_pod = int(os.environ.get("PLAN_DEVICES", 100000)), int(os.environ.get("PLAN_PER_POD", 1000))
+r, pc, dpp = float(rate), res["per_client"], res["deliveries_per_publication"]
+ops = devices * r * (1 + dpp)
+def run_of(seconds):
+    events = devices * r * seconds * (1 + dpp)
+    return {"seconds": seconds, "events": round(events), "merge_cpu_s": round(events * res["merge_cpu_us_per_event"] / 1e6),
+            "merge_memory_gb": round(events * res["merge_rss_bytes_per_event"] / 1e9, 1),
+            "histories_gb": round(events * res["history_bytes_per_event"] / 1e9, 2)}
+res["plan"] = {
+    "devices": devices, "rate": r, "clients_per_pod": per_pod, "pods": -(-devices // per_pod),
+    "pod_memory_mib": round((pc["fixed_rss_kib"] + per_pod * pc["rss_kib"]) / 1024),
+    "pod_cpu_cores": round(per_pod * pc["cpu_ms_per_s"] / 1000, 2),
+    "broker_messages_per_s": round(ops),
+    "broker_cores": round(ops * res["broker_cpu_us_per_message"] / 1e6, 1),
+    "devices_per_mosquitto": round(1e6 / res["broker_cpu_us_per_message"] / (r * (1 + dpp))),
+    "runs": [run_of(60), run_of(600)],
+}
 json.dump(res, open(out, "w"), indent=2)
 open(out, "a").write("\n")
 print(json.dumps(res, indent=2))
