@@ -75,8 +75,8 @@ type LossSpec struct {
 	Correlation string `json:"correlation,omitempty"`
 }
 
-// BandwidthSpec is the bandwidth action's token bucket: Rate with its unit (tc's: kbps is kilobytes per
-// second, kbit kilobits), Limit bytes queued and Buffer bytes sent at once, both required and positive.
+// BandwidthSpec is the bandwidth action's token bucket: Rate with its unit (bps is bytes per second, kbps
+// kilobytes), Limit bytes queued and Buffer bytes sent at once, both required and positive.
 type BandwidthSpec struct {
 	Rate   string `json:"rate"`
 	Limit  uint32 `json:"limit"`
@@ -106,8 +106,8 @@ var (
 	podModes           = []string{"one", "all", "fixed", "fixed-percent", "random-max-percent"}
 	directions         = []string{"to", "from", "both"}
 	concurrencyPolices = []string{"Forbid", "Allow"}
-	// rateUnit is tc's rate syntax as Chaos Mesh's bandwidth rate takes it.
-	rateUnit = regexp.MustCompile(`^[1-9][0-9]*(bit|kbit|mbit|gbit|tbit|bps|kbps|mbps|gbps|tbps)$`)
+	// rateUnit is the rate syntax of Chaos Mesh's bandwidth: bytes per second (bps) and its multiples.
+	rateUnit = regexp.MustCompile(`^[1-9][0-9]*(bps|kbps|mbps|gbps|tbps)$`)
 	// cronEvery is the "@every <duration>" form of a schedule.
 	cronEvery = regexp.MustCompile(`^@every (\S+)$`)
 	// cronFields is a five-field cron expression, or six with seconds, or a predefined one.
@@ -249,7 +249,7 @@ func (c *checker) spec(field string, s NetworkChaosSpec, durationRequired bool) 
 		c.percent(field+".loss.correlation", s.Loss.Correlation, false)
 	case s.Action == "bandwidth" && s.Bandwidth != nil:
 		if !rateUnit.MatchString(s.Bandwidth.Rate) {
-			c.addf(field+".bandwidth.rate", "%q is not a rate like 16kbps (units: bit, kbit, mbit, gbit, tbit, bps, kbps, mbps, gbps, tbps)", s.Bandwidth.Rate)
+			c.addf(field+".bandwidth.rate", "%q is not a rate like 16kbps (units: bps, kbps, mbps, gbps, tbps: bytes per second)", s.Bandwidth.Rate)
 		}
 		if s.Bandwidth.Limit == 0 {
 			c.addf(field+".bandwidth.limit", "missing or 0 (bytes that may be queued, required)")

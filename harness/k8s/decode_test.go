@@ -81,6 +81,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"bad name", strings.Replace(goodChaos, "name: t-0-latency", "name: T_0", 1), "metadata.name"},
 		{"wrong group", strings.Replace(goodChaos, "chaos-mesh.org/v1alpha1", "chaos-mesh.org/v1", 1), "not a kind of the fleet"},
 		{"rate without unit", strings.Replace(goodSchedule, "rate: 16kbps", "rate: \"16\"", 1), `"16" is not a rate`},
+		{"rate in bits", strings.Replace(goodSchedule, "rate: 16kbps", "rate: 128kbit", 1), `"128kbit" is not a rate`},
 		{"rate in KB", strings.Replace(goodSchedule, "rate: 16kbps", "rate: 16KB", 1), `"16KB" is not a rate`},
 		{"no buffer", strings.Replace(goodSchedule, ", buffer: 10000", "", 1), "bandwidth.buffer: missing"},
 		{"external targets both ways", strings.Replace(goodSchedule, "direction: to", "direction: both", 1), "only in direction to"},

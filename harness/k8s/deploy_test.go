@@ -87,6 +87,10 @@ func checkJob(t *testing.T, f fleet) (*batchv1.Job, map[string]string) {
 	if !hasLabels(pod.Labels, ShardLabels) {
 		t.Errorf("the shard pods' labels %v lack %v, which the Chaos Mesh objects select", pod.Labels, ShardLabels)
 	}
+	if job.Spec.BackoffLimitPerIndex == nil || *job.Spec.BackoffLimitPerIndex != 0 || job.Spec.BackoffLimit != nil {
+		t.Errorf("backoffLimitPerIndex %v, backoffLimit %v: a failed shard must be neither retried nor stop the others",
+			job.Spec.BackoffLimitPerIndex, job.Spec.BackoffLimit)
+	}
 	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("restartPolicy %s: a shard's report directory must not be reused by a restart", pod.Spec.RestartPolicy)
 	}

@@ -230,7 +230,7 @@ func networkSpec(f faults.Fault, action string, d time.Duration, o Options) (Net
 		}
 	case faults.Blackhole:
 	case faults.Bandwidth:
-		// tc's kbps is kilobytes per second, the fault's unit. The queue holds a second of traffic, the
+		// Chaos Mesh's kbps is kilobytes per second, the fault's unit. The queue holds a second of traffic, the
 		// bucket at least a full frame.
 		s.Direction = "to"
 		s.Bandwidth = &BandwidthSpec{Rate: strconv.Itoa(f.Rate) + "kbps", Limit: uint32(max(f.Rate*1024, 10000)), Buffer: 10000}
