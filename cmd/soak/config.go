@@ -25,7 +25,7 @@ const usageText = `usage: soak [flags]
        soak -shard i/N -run-id <id> [-broker host:port] [flags]
        soak check [-online] <history.jsonl.gz | history.jsonl>
        soak merge [-out dir] <shard report dir or pattern>...
-       soak render-k8s -o <dir> [-base dir] [-external-broker host,...] <trace.yaml>
+       soak render-k8s -o <dir> [-base dir] [-external-broker host,...] [-workflow] <trace.yaml>
 
 Runs N clients publishing qos 1 through a faulty link to a Mosquitto broker under a seeded random
 fault schedule (or a replayed trace), then heals, waits for every client to reconnect, drains, and
@@ -46,8 +46,9 @@ soak merge joins the reports of the disjoint shards of one run into one verdict 
 (times lined up by each shard's start; the shards' clocks are taken to agree).
 
 soak render-k8s writes a trace as a Kustomize overlay for a fleet run (deploy/): Chaos Mesh
-NetworkChaos and Schedule objects for the faults Chaos Mesh can make, and the rest as a trace the
-soak in each shard pod makes through its own link (see deploy/README.md).
+NetworkChaos and Schedule objects (or with -workflow one Workflow, which keeps the trace's times) for
+the faults Chaos Mesh can make, and the rest as a trace the soak in each shard pod makes through its
+own link (see deploy/README.md).
 
 Environment (flags win): SOAK_DURATION, SOAK_CLIENTS, SOAK_RATE, SOAK_SEED, SOAK_CLIENT.
 

@@ -22,8 +22,9 @@ func renderK8s(args []string, stdout io.Writer, con *console) int {
 	ns := fs.String("namespace", k8s.DefaultNamespace, "the fleet's namespace")
 	external := fs.String("external-broker", "", "host names or IPs of an external broker cluster, comma separated (default: the in-cluster Mosquitto)")
 	tail := fs.Duration("tail", soak.DefaultConfig().Tail, "fault-free time after the trace's end, added to the soak's duration")
+	wf := fs.Bool("workflow", false, "one Chaos Mesh Workflow, which keeps the trace's times, instead of a NetworkChaos or Schedule per fault")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || *out == "" {
-		con.Printf("soak: usage: soak render-k8s -o <dir> [-base dir] [-namespace ns] [-external-broker host,...] [-tail d] <trace.yaml>")
+		con.Printf("soak: usage: soak render-k8s -o <dir> [-base dir] [-namespace ns] [-external-broker host,...] [-tail d] [-workflow] <trace.yaml>")
 		return exitUsage
 	}
 	s, err := schedule.Load(fs.Arg(0))
@@ -31,7 +32,7 @@ func renderK8s(args []string, stdout io.Writer, con *console) int {
 		con.Printf("soak: %v", err)
 		return exitUsage
 	}
-	o := k8s.Options{Namespace: *ns, Tail: *tail}
+	o := k8s.Options{Namespace: *ns, Tail: *tail, Workflow: *wf}
 	if *external != "" {
 		for h := range strings.SplitSeq(*external, ",") {
 			o.ExternalBrokers = append(o.ExternalBrokers, strings.TrimSpace(h))

@@ -34,6 +34,17 @@ func TestRenderK8sCommand(t *testing.T) {
 		t.Errorf("a chaos file with no Chaos Mesh object: %v", err)
 	}
 
+	out.Reset()
+	errOut.Reset()
+	wf := filepath.Join(t.TempDir(), "wf")
+	if code := run(t.Context(), []string{"render-k8s", "-workflow", "-o", wf, "-base", selfContained, "../../traces/edge-of-wifi.yaml"}, envOf(nil), &out, &errOut); code != exitPass ||
+		!strings.Contains(out.String(), "1 Chaos Mesh object(s)") {
+		t.Fatalf("-workflow: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(wf, k8s.ChaosFile)); err != nil || !strings.Contains(string(b), "kind: Workflow") {
+		t.Errorf("-workflow wrote %q (%v)", b, err)
+	}
+
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("version: 1\nfaults:\n  - {at: 1s, fault: latency, duration: 3x}\n"), 0o644); err != nil {
 		t.Fatal(err)

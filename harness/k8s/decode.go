@@ -41,6 +41,7 @@ var kinds = map[string]func() any{
 	"batch/v1/Job":                           func() any { return new(batchv1.Job) },
 	ChaosAPIVersion + "/" + KindNetworkChaos: func() any { return new(NetworkChaos) },
 	ChaosAPIVersion + "/" + KindSchedule:     func() any { return new(Schedule) },
+	ChaosAPIVersion + "/" + KindWorkflow:     func() any { return new(Workflow) },
 }
 
 // Decode reads a stream of YAML documents (what kubectl kustomize prints, or a rendering's files)

@@ -110,6 +110,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(goodChaos))
 	f.Add([]byte(goodSchedule))
 	f.Add([]byte(goodChaos + "---\n" + goodSchedule))
+	f.Add([]byte(goodWorkflow))
 	f.Add([]byte("apiVersion: batch/v1\nkind: Job\nmetadata: {name: soak}\nspec: {completionMode: Indexed, completions: 4}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		objs, err := Decode(strings.NewReader(string(b)))

@@ -219,13 +219,17 @@ func TestDeployMerge(t *testing.T) {
 // Every shipped trace, rendered on top of each overlay, builds with kubectl kustomize into objects that
 // decode strictly, with the trace handed to the soak Job and the Chaos Mesh objects selecting its pods.
 func TestRenderedTracesBuild(t *testing.T) {
-	for _, overlay := range []string{"self-contained", "external-broker"} {
+	for _, mode := range []struct {
+		overlay  string
+		workflow bool
+	}{{"self-contained", false}, {"external-broker", false}, {"self-contained", true}, {"external-broker", true}} {
+		overlay := mode.overlay
 		for _, path := range shippedTraces(t) {
 			s, err := schedule.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			o := Options{Tail: 10 * time.Second}
+			o := Options{Tail: 10 * time.Second, Workflow: mode.workflow}
 			if overlay == "external-broker" {
 				o.ExternalBrokers = []string{"mqtt.example.org"}
 			}
@@ -251,17 +255,28 @@ func TestRenderedTracesBuild(t *testing.T) {
 				t.Errorf("%s: the trace ConfigMap holds %q, want %q", path, got, want)
 			}
 			n := 0
-			for key, v := range f {
-				var spec NetworkChaosSpec
+			var specs []NetworkChaosSpec
+			for _, v := range f {
 				switch v := v.(type) {
 				case *NetworkChaos:
-					spec = v.Spec
+					n++
+					specs = append(specs, v.Spec)
 				case *Schedule:
-					spec = *v.Spec.NetworkChaos
-				default:
-					continue
+					n++
+					specs = append(specs, *v.Spec.NetworkChaos)
+				case *Workflow:
+					n++
+					tl, err := v.Timeline()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, x := range tl {
+						specs = append(specs, x.Spec)
+					}
 				}
-				n++
+			}
+			for _, spec := range specs {
+				key := spec.Action
 				if !hasLabels(job.Spec.Template.Labels, spec.Selector.LabelSelectors) || !slices.Contains(spec.Selector.Namespaces, DefaultNamespace) {
 					t.Errorf("%s: %s selects %v in %v, not the shard pods", path, key, spec.Selector.LabelSelectors, spec.Selector.Namespaces)
 				}

@@ -94,6 +94,9 @@ type Options struct {
 	ExternalBrokers []string
 	// Tail is the fault-free time after the trace's end that the soak's duration adds.
 	Tail time.Duration
+	// Workflow renders the Chaos Mesh faults as one Workflow, which keeps the trace's times from its
+	// creation, instead of a NetworkChaos or Schedule each, which start when created.
+	Workflow bool
 }
 
 // DefaultNamespace is deploy/'s namespace.
@@ -107,7 +110,8 @@ type Skipped struct {
 
 // Rendering is a trace made ready for a fleet run.
 type Rendering struct {
-	// Chaos are the Chaos Mesh objects (*NetworkChaos and *Schedule), in the trace's order.
+	// Chaos are the Chaos Mesh objects (*NetworkChaos and *Schedule, in the trace's order, or one
+	// *Workflow).
 	Chaos []any
 	// InPod is the trace of the faults the soak makes in each pod (it may have none).
 	InPod *schedule.Schedule
@@ -142,6 +146,8 @@ func Render(s *schedule.Schedule, o Options) (*Rendering, error) {
 	}
 	r := &Rendering{Duration: s.End() + o.Tail, Namespace: o.Namespace,
 		InPod: &schedule.Schedule{Name: s.Name + "-in-pod", Description: inPodDescription(s.Name)}}
+	var entries []int // with Workflow: the entries on Chaos Mesh, and their specs
+	specs := map[int]NetworkChaosSpec{}
 	for i, e := range s.Faults {
 		p := Placement(e.Fault)
 		switch p.Where {
@@ -151,12 +157,27 @@ func Render(s *schedule.Schedule, o Options) (*Rendering, error) {
 		case NotRendered:
 			r.Skipped = append(r.Skipped, Skipped{Occurrence: fmt.Sprintf("faults[%d] %s at %v", i, e.Fault, e.At), Why: p.Why})
 		case ChaosMesh:
-			obj, err := chaosObject(name, i, e, p.Action, s.Name, o)
+			spec, err := networkSpec(e.Fault, p.Action, e.Duration, o)
+			if err != nil {
+				return nil, err
+			}
+			if o.Workflow {
+				entries, specs[i] = append(entries, i), spec
+				continue
+			}
+			obj, err := chaosObject(name, i, e, spec, s.Name, o)
 			if err != nil {
 				return nil, err
 			}
 			r.Chaos = append(r.Chaos, obj)
 		}
+	}
+	if len(entries) > 0 {
+		w, err := workflow(name, s, entries, specs, o)
+		if err != nil {
+			return nil, err
+		}
+		r.Chaos = append(r.Chaos, w)
 	}
 	// The in-pod trace is a subset of a valid trace, so it is valid; checked all the same, since the soak
 	// in every pod would refuse it.
@@ -176,17 +197,15 @@ var notName = regexp.MustCompile(`[^a-z0-9]+`)
 // objectName makes a DNS-1123 label prefix of a trace's name.
 func objectName(s string) string {
 	n := strings.Trim(notName.ReplaceAllString(strings.ToLower(s), "-"), "-")
-	if len(n) > 40 {
-		n = strings.TrimRight(n[:40], "-")
+	// Short enough for the longest name made of it (a workflow's "<name>-<entry>-<fault>-<rep>-gap")
+	// to be a DNS-1123 label.
+	if len(n) > 32 {
+		n = strings.TrimRight(n[:32], "-")
 	}
 	return n
 }
 
-func chaosObject(name string, i int, e schedule.Entry, action, trace string, o Options) (any, error) {
-	spec, err := networkSpec(e.Fault, action, e.Duration, o)
-	if err != nil {
-		return nil, err
-	}
+func chaosObject(name string, i int, e schedule.Entry, spec NetworkChaosSpec, trace string, o Options) (any, error) {
 	meta := metav1.ObjectMeta{
 		Name:      fmt.Sprintf("%s-%d-%s", name, i, e.Fault.Name()),
 		Namespace: o.Namespace,

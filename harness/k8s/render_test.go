@@ -133,14 +133,7 @@ func TestShippedTracesRender(t *testing.T) {
 			if r.Duration != s.End()+o.Tail {
 				t.Errorf("%s: duration %v, want the trace's end %v + %v", path, r.Duration, s.End(), o.Tail)
 			}
-			files, err := r.Files("../base")
-			if err != nil {
-				t.Fatal(err)
-			}
-			objs, err := Decode(bytes.NewReader(files[ChaosFile]))
-			if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
+			files, objs := renderedFiles(t, path, r)
 			if len(objs) != len(r.Chaos) {
 				t.Errorf("%s: %d objects decoded from %d", path, len(objs), len(r.Chaos))
 			}
@@ -161,6 +154,20 @@ func TestShippedTracesRender(t *testing.T) {
 			}
 		}
 	}
+}
+
+// renderedFiles returns the overlay's files of r and its Chaos Mesh objects, decoded strictly.
+func renderedFiles(t *testing.T, path string, r *Rendering) (map[string][]byte, []Object) {
+	t.Helper()
+	files, err := r.Files("../base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Decode(bytes.NewReader(files[ChaosFile]))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return files, objs
 }
 
 // checkChaos checks a decoded Chaos Mesh object against the trace entry it came from.
