@@ -167,6 +167,28 @@ func TestDeploySelfContained(t *testing.T) {
 	}
 }
 
+// The fleet's broker runs with the settings of the broker image the harness tests with.
+func TestDeployBrokerConfigIsTheImages(t *testing.T) {
+	settings := func(path string) []string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for line := range strings.Lines(string(b)) {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	fleet := settings(deployDir("overlays", "self-contained", "mosquitto.conf"))
+	image := settings(filepath.Join(root, "containers", "mosquitto", "mosquitto.conf"))
+	if !slices.Equal(fleet, image) || len(fleet) == 0 {
+		t.Errorf("the fleet's mosquitto.conf sets\n%s\nthe image's\n%s", strings.Join(fleet, "\n"), strings.Join(image, "\n"))
+	}
+}
+
 func TestDeployExternalBroker(t *testing.T) {
 	f := index(t, kustomize(t, deployDir("overlays", "external-broker")))
 	_, settings := checkJob(t, f)
