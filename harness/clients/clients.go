@@ -180,6 +180,13 @@ var (
 	ErrInvalidOptions = errors.New("clients: invalid options")
 	// ErrUnknownClient is returned by Registry.New for an unknown name.
 	ErrUnknownClient = errors.New("clients: unknown client")
+	// ErrClientFailed marks a failure of the client itself, not of its
+	// connection: an out-of-process client that died, stopped answering or
+	// broke its protocol. No later call can succeed, so a run cannot judge
+	// the client any further. An adapter returns it from every later call,
+	// and reports it as the Err of an EventDown if the client was connected
+	// or reconnecting.
+	ErrClientFailed = errors.New("clients: the client failed")
 )
 
 // Factory makes a client from options, without connecting it.

@@ -14,15 +14,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/broker"
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/report"
@@ -128,7 +132,7 @@ type Result struct {
 	Ledger         ledger.Result
 	Summary        *report.Summary // as written; nil if the report could not be written
 	Interrupted    bool            // ctx ended before the duration
-	HarnessErrors  []string        // a fault that would not inject or heal, the report, ...
+	HarnessErrors  []string        // a fault that would not inject or heal, a client that failed (see Run), the report, ...
 	NotReconnected []string        // clients not back within HealTimeout after the heal
 	Drained        bool            // deliveries stopped within DrainTimeout
 	Recorded       int             // outages written to Config.Record
@@ -168,6 +172,9 @@ func (r *Result) Verdict() string {
 // Run runs the soak planned for cfg (see Plan) and writes its report to cfg.Out. The error is for a run
 // that could not start or play at all (the report directory, the broker, a client's first connection);
 // everything found after the start is in the Result, whose report is written even when ctx ends early.
+// A client that fails itself (clients.ErrClientFailed: a driver that died, stopped answering or broke
+// its protocol) ends the run early with its failure among the HarnessErrors: the run could judge it no
+// further.
 func Run(ctx context.Context, cfg Config, sched *schedule.Schedule) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -175,7 +182,7 @@ func Run(ctx context.Context, cfg Config, sched *schedule.Schedule) (*Result, er
 	if cfg.Duration == 0 {
 		return nil, errors.New("soak: no duration: Plan fixes it")
 	}
-	s := &run{cfg: cfg, sched: sched, log: cfg.Logger, mem: newMemPeak(), clock: readClock()}
+	s := &run{cfg: cfg, sched: sched, log: cfg.Logger, mem: newMemPeak(), clock: readClock(), failed: make(chan struct{})}
 	s.idPrefix, s.topicBase = names(cfg, time.Now())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -203,7 +210,7 @@ func Run(ctx context.Context, cfg Config, sched *schedule.Schedule) (*Result, er
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 		defer cancel()
-		if err := r.Close(cctx); err != nil {
+		if err := s.unreported(r.Close(cctx)); err != nil {
 			res.CloseErr = fmt.Errorf("harness: cleaning up: %w", err)
 		}
 	}()
@@ -243,6 +250,12 @@ type run struct {
 	recv    atomic.Int64 // deliveries to the clients
 
 	stopProgress func() // stops the progress goroutine after its last snapshot
+
+	// Clients that failed themselves (clients.ErrClientFailed): the run ends early, and nobody waits
+	// for them to reconnect.
+	failMu   sync.Mutex
+	failures map[string]string // client id → its failure
+	failed   chan struct{}     // closed at the first failure
 }
 
 // client is one client under test and what the run tracks about it.
@@ -296,6 +309,8 @@ loop:
 			if playErr != nil {
 				break loop
 			}
+		case <-s.failed:
+			break loop // a client that cannot go on: the rest of the run would judge nothing
 		}
 	}
 	stopPlay()
@@ -341,6 +356,7 @@ func (s *run) finishPhase(ctx context.Context, res *Result) {
 func (s *run) reportPhase(ctx context.Context, res *Result) {
 	cfg, r := s.cfg, s.r
 	s.phase.Store("report")
+	res.HarnessErrors = append(res.HarnessErrors, s.clientFailures()...)
 	res.Ledger = r.Ledger.Check()
 	run := s.reportRun(ctx, &res.Ledger)
 	res.PeakRSS, res.PeakHeap = s.mem.peaks()
@@ -484,7 +500,67 @@ func (c *client) keeper() error {
 func (c *client) onMessage(clients.Delivery) { c.s.recv.Add(1) } // the rig records it in the ledger
 
 // onEvent hands the event to the keeper (the rig records it on the timeline).
-func (c *client) onEvent(e clients.Event) { c.keep.OnEvent(e) }
+// onEvent passes e on to c's keeper, and notes a failure of the client itself.
+func (c *client) onEvent(e clients.Event) {
+	c.keep.OnEvent(e)
+	if e.Kind == clients.EventDown && errors.Is(e.Err, clients.ErrClientFailed) {
+		c.s.clientFailed(c.id, e.Err)
+	}
+}
+
+// clientFailed records the failure of client id (the first one it reported) and ends the run.
+func (s *run) clientFailed(id string, err error) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	if _, ok := s.failures[id]; ok {
+		return
+	}
+	if s.failures == nil {
+		s.failures = map[string]string{}
+		close(s.failed)
+	}
+	s.failures[id] = err.Error()
+	s.log.Error("client failed", "client", id, "err", err)
+}
+
+func (s *run) hasFailed(id string) bool {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	_, ok := s.failures[id]
+	return ok
+}
+
+// clientFailures lists the clients' own failures, by client id.
+func (s *run) clientFailures() []string {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(s.failures)) {
+		out = append(out, fmt.Sprintf("client %s failed: %s", id, s.failures[id]))
+	}
+	return out
+}
+
+// unreported drops from the clean-up's errors (a join) the clients' failures the run reported already:
+// a failed client's Close returns its failure again.
+func (s *run) unreported(err error) error {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	if err == nil || len(s.failures) == 0 {
+		return err
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var rest []error
+	for _, e := range errs {
+		if !errors.Is(e, clients.ErrClientFailed) || !slices.Contains(slices.Collect(maps.Values(s.failures)), e.Error()) {
+			rest = append(rest, e)
+		}
+	}
+	return errors.Join(rest...)
+}
 
 func (s *run) closeKeepers() {
 	for _, c := range s.all() {
@@ -506,7 +582,7 @@ func (s *run) waitReconnected(ctx context.Context, limit time.Duration) []string
 	for {
 		var missing []string
 		for _, c := range s.all() {
-			if !c.ready() {
+			if !c.ready() && !s.hasFailed(c.id) {
 				missing = append(missing, c.id)
 			}
 		}
@@ -543,6 +619,19 @@ func (s *run) drain(ctx context.Context) bool {
 	}
 }
 
+// driverLibrary is the library and version an out-of-process client's driver named in its hello ("" for
+// a Go client, whose version is the build's).
+func (s *run) driverLibrary() (library, version string) {
+	for _, c := range s.all() {
+		if d, ok := c.c.(interface{ Hello() procclient.Hello }); ok {
+			if h := d.Hello(); h.Library != "" {
+				return h.Library, h.Version
+			}
+		}
+	}
+	return "", ""
+}
+
 func (s *run) all() []*client {
 	if s.feeder == nil {
 		return s.clients
@@ -558,6 +647,9 @@ func (s *run) reportRun(ctx context.Context, res *ledger.Result) report.Run {
 		Name: filepath.Base(s.cfg.Out), Started: r.Start, Duration: s.cfg.Duration, Seed: s.cfg.Seed,
 		Client: s.cfg.Client, Config: s.cfg.Settings(), Versions: versions(ctx, r.Broker.Kind(), logs),
 		Ledger: r.Ledger, Timeline: r.Timeline, Result: res, PlainHistory: s.cfg.PlainHistory,
+	}
+	if lib, version := s.driverLibrary(); lib != "" {
+		run.Versions[lib] = version
 	}
 	run.Config["schedule"] = s.sched.Name
 	run.Config["soak_offset"] = s.start.Sub(r.Start).Round(time.Millisecond).String()

@@ -66,7 +66,13 @@ func runSoak(t *testing.T, cfg Config) (*Result, report.Summary) {
 			t.Fatalf("%s: %v", f, err)
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(cfg.Out, report.SummaryFile))
+	return res, readSummary(t, cfg.Out)
+}
+
+// readSummary reads the summary a run wrote to dir.
+func readSummary(t *testing.T, dir string) report.Summary {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, report.SummaryFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +80,7 @@ func runSoak(t *testing.T, cfg Config) (*Result, report.Summary) {
 	if err := json.Unmarshal(b, &sum); err != nil {
 		t.Fatal(err)
 	}
-	return res, sum
+	return sum
 }
 
 // sameVerdict fails unless the history saved in dir checks again to res.
@@ -179,25 +185,33 @@ func TestPlanAndValidate(t *testing.T) {
 	}
 }
 
-// A soak drives an out-of-process client like a Go one: two paho-mqtt (Python) clients through the
-// driver protocol under seed 18's schedule. Whatever the library's verdict, the run must end without a
-// harness error, publish and acknowledge through the driver, record the client, and its saved history must
-// check again to the same verdict.
-func TestShortSoakPython(t *testing.T) {
+// A soak drives an out-of-process client like a Go one: two clients of a driver (paho-mqtt for Python,
+// MQTT.js for Node) through the driver protocol under seed 18's schedule. Whatever the library's verdict,
+// the run must end without a harness error, publish and acknowledge through the driver, record the client
+// and its library's version, and its saved history must check again to the same verdict.
+func TestShortSoakPython(t *testing.T) { shortDriverSoak(t, "python") }
+
+func TestShortSoakNode(t *testing.T) { shortDriverSoak(t, "node") }
+
+func shortDriverSoak(t *testing.T, client string) {
 	if testing.Short() {
-		t.Skip("starts a broker and Python drivers")
+		t.Skip("starts a broker and " + client + " drivers")
 	}
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "report")
 	cfg := shortConfig(dir, 2)
-	cfg.Duration, cfg.Seed, cfg.Client = 8*time.Second, 18, "python"
+	cfg.Duration, cfg.Seed, cfg.Client = 8*time.Second, 18, client
 	res, sum := runSoak(t, cfg)
 	if len(res.HarnessErrors) > 0 {
 		t.Fatalf("harness errors %v", res.HarnessErrors)
 	}
-	if !sum.Valid || sum.Acknowledged < 20 || sum.Config["client"] != "python" {
+	if !sum.Valid || sum.Acknowledged < 20 || sum.Config["client"] != client {
 		t.Fatalf("summary: valid %t, acknowledged %d, client %v", sum.Valid, sum.Acknowledged, sum.Config["client"])
 	}
-	t.Logf("python under seed 18: %s", res.Ledger.Summary())
+	lib := map[string]string{"python": "paho-mqtt", "node": "mqtt.js"}[client]
+	if sum.Versions[lib] == "" {
+		t.Errorf("the report's versions %v do not name the driver's library %s", sum.Versions, lib)
+	}
+	t.Logf("%s (%s %s) under seed 18: %s", client, lib, sum.Versions[lib], res.Ledger.Summary())
 	sameVerdict(t, dir, res.Ledger)
 }

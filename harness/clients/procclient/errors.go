@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mqttas/mqttas-go/harness/clients"
 )
 
 // Sentinels for errors.Is. A *DriverError wraps exactly one of ErrProtocol,
-// ErrDied and ErrHung, and matches ErrDriver too.
+// ErrDied and ErrHung, and matches ErrDriver and clients.ErrClientFailed too.
 var (
 	// ErrDriver matches every *DriverError: the driver, not the MQTT
 	// library behind it, failed.
@@ -56,8 +58,10 @@ func (e *DriverError) Error() string {
 
 func (e *DriverError) Unwrap() error { return e.Err }
 
-// Is makes every *DriverError match ErrDriver.
-func (e *DriverError) Is(target error) bool { return target == ErrDriver }
+// Is makes every *DriverError match ErrDriver and clients.ErrClientFailed.
+func (e *DriverError) Is(target error) bool {
+	return target == ErrDriver || target == clients.ErrClientFailed
+}
 
 // RemoteError is an error the driver reported for one request: the MQTT
 // library's own failure, as the driver relays it.

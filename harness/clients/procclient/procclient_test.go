@@ -205,7 +205,7 @@ func TestDriverErrorText(t *testing.T) {
 	if e.Error() != want {
 		t.Fatalf("Error() = %q, want %q", e.Error(), want)
 	}
-	if !errors.Is(e, ErrDriver) || !errors.Is(e, ErrProtocol) || errors.Is(e, ErrHung) {
+	if !errors.Is(e, ErrDriver) || !errors.Is(e, clients.ErrClientFailed) || !errors.Is(e, ErrProtocol) || errors.Is(e, ErrHung) {
 		t.Fatal("DriverError matches the wrong sentinels")
 	}
 	var tb tailBuffer
