@@ -18,6 +18,11 @@
 //   - keepalive: whole seconds, rounded up; 0 keeps MQTT.js's 60 s. MQTT.js drops the connection when no PINGRESP
 //     came by the next keepalive tick; ping_timeout_ms and response_timeout_ms have no equivalent and are ignored.
 //     connect_timeout_ms is MQTT.js's connectTimeout (default 30 s), the wait for CONNACK.
+//   - up is sent at the CONNACK that accepts a connection (MQTT.js's 'packetreceive' event), as the protocol asks,
+//     and not at MQTT.js's 'connect' event: after a reconnect MQTT.js 4.3 emits 'connect' only once it has
+//     re-sent every stored QoS 1/2 publication, one at a time, and had each one acknowledged (new publishes wait
+//     behind them), so 'connect' would time a reconnect from the end of that replay, or never when a re-sent
+//     publication's PUBACK is lost.
 //   - publish answers when MQTT.js calls the publish callback: for QoS 1 on PUBACK, for QoS 0 when written.
 //   - disconnect is client.end(false): MQTT.js first waits for the messages in flight, then sends DISCONNECT.
 //   - close exits the process without DISCONNECT, so the kernel closes the socket and the broker publishes the will.
@@ -71,9 +76,12 @@ function connect (id, cmd) {
     c.end(true)
     return true
   }
-  c.on('connect', (connack) => {
+  // Up at the CONNACK that accepts the connection: MQTT.js's own 'connect' event comes only once it has
+  // re-sent its stored publications and had each one acknowledged (see the header).
+  c.on('packetreceive', (packet) => {
+    if (packet.cmd !== 'connack' || packet.returnCode !== 0) return
     up = true
-    emit({ ev: 'up', session_present: !!connack.sessionPresent })
+    emit({ ev: 'up', session_present: !!packet.sessionPresent })
     if (pending !== null) {
       ok(pending)
       pending = null
