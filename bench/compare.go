@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -359,7 +360,7 @@ func (e *env) traffic(ctx context.Context, qos byte, interval time.Duration,
 func (v *Verdict) fromLedger(res ledger.Result, sub string) {
 	v.Attempted, v.Acked, v.Failed, v.Indeterminate, v.Delivered = res.Attempted, res.Acknowledged, res.Failed, res.Indeterminate, res.Delivered
 	for _, x := range res.Recovered {
-		if strings.Contains(x.Err, context.Canceled.Error()) || strings.Contains(x.Err, context.DeadlineExceeded.Error()) || x.Outcome == ledger.Pending {
+		if abandoned(x.Err) || x.Outcome == ledger.Pending {
 			v.AbandonedDelivered++
 		} else {
 			v.ErrorButDelivered++
@@ -663,14 +664,41 @@ func runScenario(ctx context.Context, cfg CompareConfig, sc scenario, lib string
 		v.Error = "rig: " + err.Error()
 		return v
 	}
-	defer r.Close(context.WithoutCancel(ctx))
+	closed := false
+	defer func() {
+		if !closed {
+			_ = r.Close(context.WithoutCancel(ctx))
+		}
+	}()
 	e := &env{r: r, lib: lib, s: cfg.Settings, scale: cfg.Scale}
 	got, err := sc.run(ctx, e)
 	got.Scenario, got.Client, got.Library = sc.name, lib, hellos.library()
 	if err != nil {
 		got.Error = err.Error()
 	}
+	// A client that failed itself (a driver that died, stopped answering or broke the protocol) says so
+	// at Close at the latest: the run's counts are then no verdict on the library, and the run is an error.
+	closed = true
+	if cerr := r.Close(context.WithoutCancel(ctx)); errors.Is(cerr, clients.ErrClientFailed) {
+		got.Error = strings.TrimPrefix(got.Error+"; ", "; ") + clientFailure(cerr)
+	}
 	return got
+}
+
+// clientFailure renders a client's own failure for the report on one line: a driver's error without
+// its stderr, then the last line of that stderr.
+func clientFailure(err error) string {
+	var de *procclient.DriverError
+	if !errors.As(err, &de) {
+		return "the client failed: " + strings.ReplaceAll(err.Error(), "\n", " | ")
+	}
+	short := *de
+	short.Stderr = ""
+	msg := "the client failed: " + strings.TrimSuffix(short.Error(), " (stderr empty)")
+	if lines := strings.Split(strings.TrimSpace(de.Stderr), "\n"); lines[len(lines)-1] != "" {
+		msg += "; its stderr ends: " + lines[len(lines)-1]
+	}
+	return msg
 }
 
 // helloRecorder keeps the clients a registry made, to ask the out-of-process ones what their driver said

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 	"github.com/mqttas/mqttas-go/harness/faults"
 )
 
@@ -365,6 +366,20 @@ func optMSDash(x *float64) string {
 	return fmtMS(*x)
 }
 
+// driverSettings says what the out-of-process clients make of the settings (their drivers in drivers/
+// document the details).
+const driverSettings = "The drivers (python: paho-mqtt, node: MQTT.js, c: libmosquitto) keep their libraries' own " +
+	"resilience settings, as each library's users would configure a long-running program, and take the keepalive " +
+	"and the connection attempt bound from the settings above: keepalive in whole seconds (libmosquitto refuses " +
+	"less than 5 s, so the C driver's is 5 s); none has a ping timeout of its own (each drops the connection when " +
+	"a PINGRESP does not come by the next keepalive), nor a PUBACK timeout with an in-session re-send; a fixed 1 s " +
+	"between reconnection attempts (paho-mqtt reconnect_delay_set(1, 1), MQTT.js reconnectPeriod 1000, " +
+	"libmosquitto's default); libmosquitto has no connection attempt bound."
+
+func isDriver(lib string) bool {
+	return lib == procclient.NamePython || lib == procclient.NameNode || lib == procclient.NameC
+}
+
 // Markdown renders the report.
 func (r *CompareReport) Markdown() string {
 	var b strings.Builder
@@ -379,6 +394,9 @@ func (r *CompareReport) Markdown() string {
 		"straight to the broker) that records every delivery in the ledger. Every client goes through the harness's "+
 		"adapters (the Go clients in process, the others through their drivers in drivers/ over the driver protocol). Publishers and subscribers keep their session (clean session off). Settings: %s. Run took %v.\n\n",
 		r.Config.Rounds, r.Settings, r.Duration.Round(time.Second))
+	if slices.ContainsFunc(r.Config.Libs, isDriver) {
+		b.WriteString(driverSettings + "\n\n")
+	}
 	if r.Command != "" {
 		fmt.Fprintf(&b, "Produced by `%s`.\n\n", r.Command)
 	}

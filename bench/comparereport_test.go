@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 )
 
 // The "back after every fault" goal reads the recovery time where the client published and the reconnect
@@ -52,6 +55,8 @@ func TestMatrixAndDefects(t *testing.T) {
 				Duplicates: 1, DetectionMS: f(9), Evidence: []string{"lost (3 in all), the first: pub-python/cmp/pub-python#17 never delivered"}},
 			{Scenario: "reset", Client: "python", Round: 2, Library: "paho-mqtt 1.6.1", Stalled: true},
 			{Scenario: "silent-idle", Client: MQTTAS, Round: 1, FalseSuccesses: -1, ReconnectMS: f(700)},
+			// A run whose driver failed: its losses are no verdict on the library.
+			{Scenario: "silent-idle", Client: "python", Round: 1, Lost: 40, Error: "the client failed: ..."},
 		},
 	}
 	md := rep.MatrixTable().Markdown()
@@ -61,9 +66,8 @@ func TestMatrixAndDefects(t *testing.T) {
 		"| reset | lost | 0 | 3 (STALLED ×1) |",
 		"|  | false successes | 0 | 3 (STALLED ×1) |",
 		"|  | duplicates | 0 | 1 (STALLED ×1) |",
-		"| silent-idle | lost | 0 | not run |",
-		"|  | false successes | — | not run |",
-		"|  | recovery | 700 ms | not run |",
+		"| silent-idle | lost | 0 | 40 (ERROR ×1) |",
+		"|  | recovery | 700 ms | — (ERROR ×1) |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("matrix lacks %q:\n%s", want, md)
@@ -75,8 +79,30 @@ func TestMatrixAndDefects(t *testing.T) {
 		ds[1].Round != 2 || ds[1].What[0] != "stalled: not back within the scenario's bound" {
 		t.Fatalf("defects %+v", ds)
 	}
+	// What the drivers make of the settings is said where drivers ran, and only there.
+	if !strings.Contains(rep.Markdown(), driverSettings) {
+		t.Error("the report of a driver's run does not say what the drivers make of the settings")
+	}
+	goOnly := &CompareReport{Config: CompareConfig{Rounds: 1, Libs: Libs()}}
+	if strings.Contains(goOnly.Markdown(), driverSettings) {
+		t.Error("the report of the Go clients alone speaks of the drivers")
+	}
 	if got := rep.defectsMarkdown(); !strings.Contains(got, "- **python** (paho-mqtt 1.6.1), reset, round 1: 3 lost") ||
 		!strings.Contains(got, "pub-python/cmp/pub-python#17 never delivered") {
 		t.Fatalf("defects section:\n%s", got)
+	}
+}
+
+func TestClientFailure(t *testing.T) {
+	de := &procclient.DriverError{Driver: "python", Line: 31, Text: "Traceback", Err: procclient.ErrProtocol,
+		Stderr: "Traceback (most recent call last):\n  File \"driver.py\"\nKeyError: 'x'\n"}
+	got := clientFailure(errors.Join(errors.New("observer: closed"), de))
+	want := `the client failed: procclient: driver python: stdout line 31 "Traceback": procclient: driver broke the protocol; its stderr ends: KeyError: 'x'`
+	if got != want {
+		t.Fatalf("clientFailure = %q, want %q", got, want)
+	}
+	de.Stderr = ""
+	if got := clientFailure(de); strings.Contains(got, "stderr") {
+		t.Fatalf("clientFailure without stderr = %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -126,9 +127,10 @@ func TestSmokeCompare(t *testing.T) {
 	}
 }
 
-// The out-of-process clients go through a compare scenario like the Go ones: one reset, scaled down, for
-// each driver. Whatever their verdicts, the runs must be well formed, carry the library's version from the
-// driver's hello, and fill the verdict table's column of each.
+// The out-of-process clients go through compare scenarios like the Go ones: a reset and the link down under
+// qos 0, scaled down, for each driver. Whatever their verdicts, the runs must be well formed, carry the
+// library's version from the driver's hello, show evidence of every defect (messages lost without a false
+// success too), and fill the verdict table's column of each.
 func TestSmokeCompareDrivers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts brokers and driver processes")
@@ -139,15 +141,15 @@ func TestSmokeCompareDrivers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	libs := []string{procclient.NamePython, procclient.NameNode, procclient.NameC}
-	rep, err := RunCompare(ctx, CompareConfig{Rounds: 1, Libs: libs, Scenarios: []string{"reset"}, Scale: 0.3, Log: t.Logf})
+	rep, err := RunCompare(ctx, CompareConfig{Rounds: 1, Libs: libs, Scenarios: []string{"reset", "qos0-down"}, Scale: 0.3, Log: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range rep.Errors {
 		t.Error(e)
 	}
-	if len(rep.Verdicts) != len(libs) {
-		t.Fatalf("%d verdicts, want %d", len(rep.Verdicts), len(libs))
+	if len(rep.Verdicts) != 2*len(libs) {
+		t.Fatalf("%d verdicts, want %d", len(rep.Verdicts), 2*len(libs))
 	}
 	library := map[string]string{procclient.NamePython: "paho-mqtt ", procclient.NameNode: "mqtt.js ", procclient.NameC: "libmosquitto "}
 	for _, v := range rep.Verdicts {
@@ -158,7 +160,11 @@ func TestSmokeCompareDrivers(t *testing.T) {
 			t.Errorf("%s: library %q", v.Client, v.Library)
 		}
 		if (v.Lost > 0 || v.Duplicates > 0) != (len(v.Evidence) > 0) {
-			t.Errorf("%s: lost %d, duplicates %d, evidence %q", v.Client, v.Lost, v.Duplicates, v.Evidence)
+			t.Errorf("%s %s: lost %d, duplicates %d, evidence %q", v.Scenario, v.Client, v.Lost, v.Duplicates, v.Evidence)
+		}
+		if unacked := v.Lost - v.FalseSuccesses; unacked > 0 && !strings.Contains(strings.Join(v.Evidence, "\n"),
+			fmt.Sprintf("lost without an acknowledgement (%d in all", unacked)) {
+			t.Errorf("%s %s: %d lost without a false success, evidence %q", v.Scenario, v.Client, unacked, v.Evidence)
 		}
 	}
 	md := rep.Markdown()

@@ -133,13 +133,17 @@ type Defect struct {
 }
 
 // Defects lists the runs that showed a defect, client by client in the report's order, scenario by
-// scenario.
+// scenario; a run that failed (Errors) is not one.
 func (r *CompareReport) Defects() []Defect {
 	var out []Defect
 	for _, lib := range r.Config.Libs {
 		for _, sc := range r.Scenarios {
 			for _, v := range r.Verdicts {
 				if v.Client != lib || v.Scenario != sc.Name {
+					continue
+				}
+				if v.Error != "" {
+					// Its counts are no verdict on the library: the run is listed under Errors.
 					continue
 				}
 				var what []string
