@@ -187,6 +187,9 @@ type orderKey struct {
 // Check analyses everything recorded so far. It is safe to call while
 // recording continues; later events are not included.
 func (l *Ledger) Check() Result {
+	if l.st != nil {
+		return l.streamCheck()
+	}
 	h, windows, drops := l.snapshot()
 	var r Result
 	r.h = h

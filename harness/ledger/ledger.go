@@ -127,6 +127,8 @@ type Ledger struct {
 	errs    map[int32]string // completion event index → error text
 	strays  []stray
 	drops   map[string]int
+
+	st *streamState // set by NewStreaming: lines are checked online and written out, not kept
 }
 
 // New returns an empty ledger. Times in reports and history lines are
@@ -147,6 +149,9 @@ func New(start time.Time) *Ledger {
 // before handing the message to the client: a delivery recorded before any
 // invoke of its ID counts as unexpected.
 func (l *Ledger) Invoke(id ID, at time.Time) Op {
+	if l.st != nil {
+		return l.streamInvoke(id, at)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.streamLocked(id.Publisher, id.Topic)
@@ -168,6 +173,10 @@ func (l *Ledger) Complete(op Op, o Outcome, at time.Time, err error) {
 	default:
 		panic(fmt.Sprintf("ledger: Complete with outcome %v", o))
 	}
+	if l.st != nil {
+		l.streamComplete(op, o, at, err)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if op < 0 || int(op) >= l.events.len() || l.events.at(int(op)).kind != kInvoke {
@@ -184,6 +193,10 @@ func (l *Ledger) Complete(op Op, o Outcome, at time.Time, err error) {
 // ledger payloads, fail their checksum, or arrive on a topic other than the
 // one they name are recorded as unexpected.
 func (l *Ledger) Deliver(d Delivery) {
+	if l.st != nil {
+		l.streamDeliver(d)
+		return
+	}
 	pub, topic, seq, _, err := decode(d.Payload)
 	flags := (d.QoS & 3) << flagQoSShift
 	if d.Dup {
@@ -218,6 +231,10 @@ func (l *Ledger) Deliver(d Delivery) {
 // Unsubscribe. Without any subscription recorded, Check expects every
 // acknowledged message to reach at least one subscriber.
 func (l *Ledger) Subscribe(subscriber, filter string, at time.Time) {
+	if l.st != nil {
+		l.streamSubscribe(subscriber, filter, at)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.windows = append(l.windows, window{sub: l.subLocked(subscriber), filter: filter, since: at.UnixNano(), until: math.MaxInt64})
@@ -226,6 +243,9 @@ func (l *Ledger) Subscribe(subscriber, filter string, at time.Time) {
 // Unsubscribe ends subscriber's open subscriptions to filter at time at, for
 // example when its broker lost the session. It reports whether any was open.
 func (l *Ledger) Unsubscribe(subscriber, filter string, at time.Time) bool {
+	if l.st != nil {
+		return l.streamUnsubscribe(subscriber, filter, at)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	sub, ok := l.subIdx[subscriber]
@@ -248,6 +268,10 @@ func (l *Ledger) Unsubscribe(subscriber, filter string, at time.Time) bool {
 // that many of the subscriber's lost messages, newest first, from Lost to
 // Dropped. Calls add up.
 func (l *Ledger) ExpectDrops(subscriber string, n int) {
+	if l.st != nil {
+		l.streamDrops(subscriber, n)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.drops[subscriber] += n
@@ -257,6 +281,9 @@ func (l *Ledger) ExpectDrops(subscriber string, n int) {
 func (l *Ledger) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.st != nil {
+		return l.st.n
+	}
 	return l.events.len()
 }
 

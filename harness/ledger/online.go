@@ -71,6 +71,7 @@ type Online struct {
 	every     int // lines between sweeps
 	untimed   int
 	evictions int
+	lastLat   time.Duration // of the line just added: a timed first delivery's latency, else -1
 }
 
 type onStream struct {
@@ -150,6 +151,7 @@ func NewOnline(horizon time.Duration) *Online {
 // belong to a history.
 func (o *Online) Add(ev Event) error {
 	o.lines++
+	o.lastLat = -1
 	o.last = max(o.last, ev.At)
 	switch ev.Kind {
 	case KindInvoke:
@@ -279,7 +281,8 @@ func (o *Online) deliver(ev Event) {
 	}
 	if ss.delivered.add(k.seq) {
 		if m != nil {
-			o.lat.add(ev.At - m.invokeAt)
+			o.lastLat = ev.At - m.invokeAt
+			o.lat.add(o.lastLat)
 		} else {
 			o.untimed++
 		}

@@ -20,8 +20,10 @@ import (
 // several publishers and topics, retries, every outcome, lost, duplicated
 // (with and without DUP), reordered and unexpected deliveries, strays,
 // subscription windows that open late, close and reopen, and drops.
-func randomHistory(rng *rand.Rand) *Ledger {
-	l := New(t0)
+func randomHistory(rng *rand.Rand) *Ledger { return randomHistoryInto(rng, New(t0)) }
+
+// randomHistoryInto records randomHistory's calls into l.
+func randomHistoryInto(rng *rand.Rand, l *Ledger) *Ledger {
 	subs := []string{"obs", "c0", "c1", "c2"}[:1+rng.IntN(4)]
 	topics := []string{"t/a", "t/b", "u/c", "$sys/x"}
 	filters := []string{"#", "t/#", "t/+", "u/c", "+/c"}

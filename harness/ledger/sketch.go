@@ -101,3 +101,48 @@ func (s *sketch) quantiles() Quantiles {
 	}
 	return Quantiles{N: s.n, P50: s.quantile(0.50), P90: s.quantile(0.90), P99: s.quantile(0.99), Max: s.max}
 }
+
+// merge adds o's counts to s (both of the same accuracy).
+func (s *sketch) merge(o *sketch) {
+	if o.n == 0 {
+		return
+	}
+	if s.n == 0 || o.min < s.min {
+		s.min = o.min
+	}
+	if s.n == 0 || o.max > s.max {
+		s.max = o.max
+	}
+	s.n += o.n
+	s.zero += o.zero
+	s.pos.add(&o.pos)
+	s.neg.add(&o.neg)
+}
+
+func (b *buckets) add(o *buckets) {
+	for j, c := range o.counts {
+		if c == 0 {
+			continue
+		}
+		b.inc(o.off + j)
+		b.counts[o.off+j-b.off] += c - 1
+	}
+}
+
+// Sketch is a quantile sketch of durations within SketchAccuracy (the one Online's latency quantiles
+// come from), for figures kept per time slice of a run: memory is one counter per bucket of values
+// seen, not one per value. The zero value is not usable; call NewSketch.
+type Sketch struct{ s sketch }
+
+// NewSketch returns an empty sketch.
+func NewSketch() *Sketch { return &Sketch{s: newSketch(SketchAccuracy)} }
+
+// Add counts d.
+func (s *Sketch) Add(d time.Duration) { s.s.add(d) }
+
+// Merge adds what o counted.
+func (s *Sketch) Merge(o *Sketch) { s.s.merge(&o.s) }
+
+// Quantiles returns N, P50, P90, P99 (each within SketchAccuracy of the nearest-rank quantile) and
+// the exact Max.
+func (s *Sketch) Quantiles() Quantiles { return s.s.quantiles() }

@@ -55,3 +55,28 @@ func TestSketchEmptyAndMemory(t *testing.T) {
 		t.Fatalf("1ns..1h takes %d buckets", n)
 	}
 }
+
+// Merged sketches answer as one sketch of all the values does.
+func TestSketchMerge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	all, parts := NewSketch(), []*Sketch{NewSketch(), NewSketch(), NewSketch()}
+	for i := range 5000 {
+		d := time.Duration(rng.ExpFloat64() * float64(time.Duration(1+i%3)*time.Millisecond))
+		if i%97 == 0 {
+			d = -d
+		}
+		if i%89 == 0 {
+			d = 0
+		}
+		all.Add(d)
+		parts[i%3].Add(d)
+	}
+	merged := NewSketch()
+	for _, p := range parts {
+		merged.Merge(p)
+	}
+	merged.Merge(NewSketch())
+	if g, w := merged.Quantiles(), all.Quantiles(); g != w || g.N != 5000 {
+		t.Fatalf("merged %v, want %v", g, w)
+	}
+}

@@ -143,15 +143,8 @@ func bucketWidth(span time.Duration) time.Duration {
 // folded into its predecessor, so that a run ending just after a bucket
 // boundary does not end in a rate computed over a sliver.
 func series(h *history, span, width time.Duration) []bucket {
-	n := int(span / width)
-	if n == 0 || span-time.Duration(n)*width > width/10 {
-		n++
-	}
-	out := make([]bucket, n)
-	for i := range out {
-		out[i].from, out[i].to = time.Duration(i)*width, time.Duration(i+1)*width
-	}
-	out[n-1].to = max(span, out[n-1].from+1)
+	out := emptyBuckets(span, width)
+	n := len(out)
 	var lat []time.Duration
 	flush := func(i int) {
 		if len(lat) == 0 {
@@ -193,6 +186,21 @@ func series(h *history, span, width time.Duration) []bucket {
 	return out
 }
 
+// emptyBuckets returns the buckets of width over [0, span), the last one
+// taking a sliver shorter than a tenth of width beyond it.
+func emptyBuckets(span, width time.Duration) []bucket {
+	n := int(span / width)
+	if n == 0 || span-time.Duration(n)*width > width/10 {
+		n++
+	}
+	out := make([]bucket, n)
+	for i := range out {
+		out[i].from, out[i].to = time.Duration(i)*width, time.Duration(i+1)*width
+	}
+	out[n-1].to = max(span, out[n-1].from+1)
+	return out
+}
+
 // plotter maps times and values to SVG coordinates.
 type plotter struct {
 	p    *svgPlot
@@ -216,7 +224,13 @@ func buildPlot(an *analysis, h *history) *svgPlot {
 	s := &an.summary
 	span := max(s.Span, s.Duration, time.Second)
 	width := bucketWidth(span)
-	buckets := series(h, span, width)
+	var buckets []bucket
+	switch {
+	case an.series != nil:
+		width, buckets = an.series.buckets(span)
+	default:
+		buckets = series(h, span, width)
+	}
 
 	pl := &plotter{p: &svgPlot{Width: plotWidth}, span: span, x0: plotLeft, w: plotWidth - plotLeft - plotRight}
 	p := pl.p

@@ -8,7 +8,8 @@
 //   - history.jsonl.gz: every publish, completion, delivery, fault and
 //     client event, ordered by time, one JSON object per line, each with a
 //     "kind", gzip compressed (a few dozen bytes a message; Run.PlainHistory
-//     writes history.jsonl uncompressed instead);
+//     writes history.jsonl uncompressed instead; a Streamed run's history
+//     is the ledger's lines as they were streamed, and Write leaves it be);
 //   - index.html: one self-contained page (inline CSS and SVG, no scripts, no
 //     network) with a verdict banner, the verdict table, a timeline plot with
 //     fault windows shaded, the schedule, the per-client table and the first
@@ -23,6 +24,7 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,6 +89,10 @@ type Run struct {
 
 	// PlainHistory writes the history uncompressed, as PlainHistoryFile.
 	PlainHistory bool
+
+	// Streamed, if set, says the history is already in the directory, streamed there as the run
+	// went (see Streamed); Result must be set then, and Ledger is not read.
+	Streamed *Streamed
 }
 
 // historyFile is the name of the history Write writes for run.
@@ -105,11 +111,29 @@ func Write(dir string, run Run) (Summary, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("report: %w", err)
 	}
+	if run.Streamed != nil {
+		if run.Result == nil {
+			return Summary{}, errors.New("report: a streamed run needs its Result")
+		}
+		run.Ledger = nil
+	}
 	an := analyse(run)
-	an.history = historyFile(run)
-	h, err := writeHistory(filepath.Join(dir, an.history), run, an)
-	if err != nil {
-		return an.summary, err
+	var h *history
+	if run.Streamed != nil {
+		an.history, an.series = run.Streamed.File, run.Streamed.Series
+		h = &history{}
+		if an.series != nil {
+			h.last = an.series.Last()
+		}
+		if n := len(an.entries); n > 0 {
+			h.last = max(h.last, an.entries[n-1].At)
+		}
+	} else {
+		an.history = historyFile(run)
+		var err error
+		if h, err = writeHistory(filepath.Join(dir, an.history), run, an); err != nil {
+			return an.summary, err
+		}
 	}
 	an.summary.Span = h.last
 	if err := writeJSON(filepath.Join(dir, SummaryFile), an.summary); err != nil {

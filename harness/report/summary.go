@@ -104,12 +104,14 @@ type analysis struct {
 	result  ledger.Result
 	entries []timeline.Entry // timeline entries, ordered by time
 	history string           // the history's file name
+	series  *Series          // a streamed run's plot figures
+	checked bool             // a ledger's verdict, or a streamed run's
 }
 
 func analyse(run Run) *analysis {
-	an := &analysis{}
+	an := &analysis{checked: run.Ledger != nil || run.Streamed != nil}
 	switch {
-	case run.Ledger != nil && run.Result != nil:
+	case an.checked && run.Result != nil:
 		an.result = *run.Result
 	case run.Ledger != nil:
 		an.result = run.Ledger.Check()
@@ -210,13 +212,13 @@ func (an *analysis) verdict(run Run) {
 	switch {
 	case s.Lost > 0 || s.Unexpected > 0:
 		s.Verdict = Fail
-	case run.Ledger == nil || s.Acknowledged == 0:
+	case !an.checked || s.Acknowledged == 0:
 		s.Verdict = Unknown
 	default:
 		s.Verdict = Pass
 	}
 	s.Valid = s.Verdict == Pass
-	if run.Ledger == nil {
+	if !an.checked {
 		s.Problems = append(s.Problems, "no ledger: nothing was checked")
 	} else if s.Acknowledged == 0 {
 		s.Problems = append(s.Problems, "no message was acknowledged: nothing was proven")

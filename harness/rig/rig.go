@@ -34,6 +34,9 @@ type Options struct {
 	// ObserverID is the observer's client id (a persistent session); "" means "observer".
 	ObserverID string
 	Logger     *slog.Logger
+	// NewLedger, if set, makes the rig's ledger for its start (e.g. a streaming one, ledger.NewStreaming);
+	// nil means ledger.New(start), which keeps the whole history.
+	NewLedger func(start time.Time) *ledger.Ledger
 }
 
 // Registry returns the standard client registry: "mqttas" and "paho" with short reconnection delays, so
@@ -67,7 +70,12 @@ type Rig struct {
 // New starts the broker, the link in front of it and the observer.
 func New(ctx context.Context, o Options) (_ *Rig, err error) {
 	start := time.Now()
-	r := &Rig{Start: start, Ledger: ledger.New(start), Timeline: timeline.New(start), reg: o.Clients, log: o.Logger}
+	r := &Rig{Start: start, Timeline: timeline.New(start), reg: o.Clients, log: o.Logger}
+	if o.NewLedger != nil {
+		r.Ledger = o.NewLedger(start)
+	} else {
+		r.Ledger = ledger.New(start)
+	}
 	if r.reg == nil {
 		r.reg = Registry()
 	}

@@ -2,8 +2,13 @@
 // persistent sessions) and subscribe to a neighbour's topic and to a feeder that is connected straight
 // to the broker, while a seeded random fault schedule (or a replayed trace) plays; an independent
 // observer subscribes to everything. At the end of the duration the link is healed, every client must
-// reconnect, deliveries drain, and the ledger decides. The report (summary.json, history.jsonl,
+// reconnect, deliveries drain, and the ledger decides. The report (summary.json, history.jsonl.gz,
 // index.html, plus the schedule as schedule.yaml and timeline.jsonl) goes to the run's directory.
+//
+// The ledger judges online as the run goes (ledger.NewStreaming): every line is checked as it is
+// recorded and streamed to history.jsonl.gz, and the plot's figures are taken on the way, so the run's
+// memory is bounded by what is in flight and by the number of clients and topics, not by the number
+// of messages. The history holds the ledger's lines in record order; the timeline is in timeline.jsonl.
 //
 // Plan draws or loads the schedule, Run runs it and returns a Result, RecordFrom turns a saved timeline
 // into a trace and Check re-checks a saved history. cmd/soak is the command line around them.
@@ -200,9 +205,16 @@ func Run(ctx context.Context, cfg Config, sched *schedule.Schedule) (*Result, er
 	if cfg.BrokerAddr != "" {
 		bo = broker.Options{Backend: broker.KindExternal, Addr: cfg.BrokerAddr}
 	}
-	r, err := rig.New(setupCtx, rig.Options{ObserverID: s.idPrefix + "observer", Logger: s.log, Clients: cfg.Registry,
-		Broker: bo})
+	hist, err := newHistoryFile(cfg)
 	if err != nil {
+		return nil, err
+	}
+	s.hist = hist
+	defer hist.close() // after a failed setup; the report phase closes it first otherwise
+	r, err := rig.New(setupCtx, rig.Options{ObserverID: s.idPrefix + "observer", Logger: s.log, Clients: cfg.Registry,
+		Broker: bo, NewLedger: hist.ledger})
+	if err != nil {
+		_ = hist.close()
 		return nil, fmt.Errorf("harness: starting the broker, link and observer: %w", err)
 	}
 	s.r = r
@@ -239,6 +251,7 @@ type run struct {
 	// ("soak/<tag>/", "soak/<run id>/s<shard>/") every topic: unique to the run and its shard.
 	idPrefix, topicBase string
 	clock               clockInfo
+	hist                *historyFile
 	start               time.Time
 
 	r       *rig.Rig
@@ -358,6 +371,9 @@ func (s *run) reportPhase(ctx context.Context, res *Result) {
 	s.phase.Store("report")
 	res.HarnessErrors = append(res.HarnessErrors, s.clientFailures()...)
 	res.Ledger = r.Ledger.Check()
+	if err := errors.Join(r.Ledger.Finish(), s.hist.close()); err != nil {
+		res.HarnessErrors = append(res.HarnessErrors, "writing the history: "+err.Error())
+	}
 	run := s.reportRun(ctx, &res.Ledger)
 	res.PeakRSS, res.PeakHeap = s.mem.peaks()
 	for k, v := range map[string]any{
@@ -646,7 +662,8 @@ func (s *run) reportRun(ctx context.Context, res *ledger.Result) report.Run {
 	run := report.Run{
 		Name: filepath.Base(s.cfg.Out), Started: r.Start, Duration: s.cfg.Duration, Seed: s.cfg.Seed,
 		Client: s.cfg.Client, Config: s.cfg.Settings(), Versions: versions(ctx, r.Broker.Kind(), logs),
-		Ledger: r.Ledger, Timeline: r.Timeline, Result: res, PlainHistory: s.cfg.PlainHistory,
+		Timeline: r.Timeline, Result: res, PlainHistory: s.cfg.PlainHistory,
+		Streamed: &report.Streamed{File: s.hist.name, Series: s.hist.series},
 	}
 	if lib, version := s.driverLibrary(); lib != "" {
 		run.Versions[lib] = version
