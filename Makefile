@@ -13,7 +13,7 @@ CLIENT_MODULE := mqttas
 FUZZTIME ?= 60s
 # Fuzz targets: package:target pairs. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME.
 FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./mqttas:FuzzTopicChecks ./mqttas:FuzzNetlink ./mqttas:FuzzStoreLog ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/ledger:FuzzReadJSONL ./harness/ledger:FuzzReadOnline ./harness/ledger:FuzzStreamLine ./harness/link/mqttframe:FuzzFramer \
-  ./harness/clients/procclient:FuzzDecodeEvent ./internal/mqttwire:FuzzDecode ./harness/k8s:FuzzDecode
+  ./harness/clients/procclient:FuzzDecodeEvent ./internal/mqttwire:FuzzDecode ./harness/k8s:FuzzDecode ./internal/powercut:FuzzRollback
 FUZZTIME_SHORT ?= 5s
 
 # The scenario suite runs through the ginkgo CLI pinned in go.mod (go tool ginkgo), in parallel.
@@ -33,7 +33,7 @@ SOAK_CLIENT ?= mqttas
 # More soak flags for make soak and make replay, e.g. SOAK_FLAGS='-shard 0/4 -run-id r1 -broker 127.0.0.1:1883'.
 SOAK_FLAGS ?=
 
-.PHONY: all deps c-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image image-harness scale broker-image clean clean-containers
+.PHONY: all deps c-driver durable-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image image-harness scale broker-image clean clean-containers
 
 all: test
 
@@ -64,6 +64,13 @@ c-driver: deps $(C_DRIVER)
 $(C_DRIVER): drivers/c/driver.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lmosquitto -lcjson -lpthread -lm
+
+# The crash-capable driver (drivers/durable: mqttas or paho.mqtt.golang with a store on disk, in a child
+# process the client faults can kill); the harness's clients mqttas-durable and paho-durable run it.
+DURABLE_DRIVER := build/drivers/durable/driver
+durable-driver:
+	@mkdir -p $(dir $(DURABLE_DRIVER))
+	$(GO) build -o $(DURABLE_DRIVER) ./drivers/durable
 
 unit: deps broker-image c-driver
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /scenarios)
@@ -104,12 +111,15 @@ load: deps
 	  --junit-report=junit.xml --json-report=report.json --output-dir=$(REPORTS)/load ./scenarios
 
 # Report in reports/soak-<time>/ (index.html, summary.json, history.jsonl.gz, schedule.yaml); exits non-zero on loss.
-soak: deps c-driver
-	SOAK_DURATION=$(SOAK_DURATION) SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
+# SOAK_CRASH=1 adds the client faults (client-kill, client-power-cut) to the random schedule; they need a
+# crash-capable client: SOAK_CLIENT=mqttas-durable (or paho-durable, which takes kills only: SOAK_CRASH=client-kill).
+SOAK_CRASH ?=
+soak: deps c-driver durable-driver
+	SOAK_CRASH=$(SOAK_CRASH) SOAK_DURATION=$(SOAK_DURATION) SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
 	  $(GO) run ./cmd/soak $(SOAK_FLAGS) -out $(REPORTS)/soak-$$(date +%Y%m%d-%H%M%S)
 
 # Replay a dropout trace: make replay TRACE=traces/ap-reboot.yaml (the trace sets the run's length).
-replay: deps c-driver
+replay: deps c-driver durable-driver
 	@test -n "$(TRACE)" || { echo "usage: make replay TRACE=traces/<name>.yaml"; exit 2; }
 	SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
 	  $(GO) run ./cmd/soak $(SOAK_FLAGS) -trace $(TRACE) -out $(REPORTS)/replay-$$(basename $(TRACE) .yaml)-$$(date +%Y%m%d-%H%M%S)
@@ -124,7 +134,7 @@ bench: deps
 # The fault scenarios through every client's adapter, the drivers' too: bench/results/compare.{md,json} (a verdict
 # table with one column per client, and the defects found with their evidence), then the README's tables.
 COMPARE_CLIENTS ?= mqttas,paho,python,node,c
-compare: deps c-driver
+compare: deps c-driver durable-driver
 	$(GO) run ./cmd/bench $(BENCHFLAGS) -clients $(COMPARE_CLIENTS) compare
 	$(GO) run ./cmd/bench readme
 

@@ -196,14 +196,14 @@ func parseLog(data []byte) (live []logRecord, damage []Damage, last uint64) {
 // ignores flushes (some SD cards, USB sticks, virtual disks with unsafe caching) can lose what an fsync
 // covered at a power cut; the checksums then find the damage, and OpenFileStore reports it.
 type FileStore struct {
-	fsys      storeFS
+	fsys      StoreFS
 	dir, path string
 	lock      io.Closer
 	compactAt int64
 
 	mu        sync.Mutex
 	cond      sync.Cond // signalled when busy clears
-	f         storeFile // nil once closed
+	f         StoreFile // nil once closed
 	err       error     // sticky: closed or failed
 	busy      bool      // a commit or a compaction runs, with mu released
 	cur       *logBatch // records waiting for the next commit
@@ -239,7 +239,16 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	return openFileStore(osFS{}, dir, defaultCompactAt)
 }
 
-func openFileStore(fsys storeFS, dir string, compactAt int64) (*FileStore, error) {
+// OpenFileStoreFS is OpenFileStore on the file system fsys instead of the operating system's (OSStoreFS).
+// A FileStore is only as durable as fsys's Sync and SyncDir.
+func OpenFileStoreFS(fsys StoreFS, dir string) (*FileStore, error) {
+	if fsys == nil {
+		return nil, fmt.Errorf("%w: OpenFileStoreFS needs a file system", ErrInvalidConfig)
+	}
+	return openFileStore(fsys, dir, defaultCompactAt)
+}
+
+func openFileStore(fsys StoreFS, dir string, compactAt int64) (*FileStore, error) {
 	created, err := fsys.MkdirAll(dir)
 	if err != nil {
 		return nil, fmt.Errorf("mqttas: store directory: %w", err)
@@ -529,13 +538,13 @@ func (s *FileStore) rewrite() error {
 }
 
 // writeLog copies the records at spans of old into a new log and puts it in place of the old one.
-func (s *FileStore) writeLog(old storeFile, spans []span) (storeFile, []span, int64, error) {
+func (s *FileStore) writeLog(old StoreFile, spans []span) (StoreFile, []span, int64, error) {
 	tmp := s.path + ".tmp"
 	nf, err := s.fsys.OpenFile(tmp, true)
 	if err != nil {
 		return nil, nil, 0, storeErr("compaction", err)
 	}
-	fail := func(op string, err error) (storeFile, []span, int64, error) {
+	fail := func(op string, err error) (StoreFile, []span, int64, error) {
 		_ = nf.Close()
 		_ = s.fsys.Remove(tmp)
 		return nil, nil, 0, storeErr(op, err)

@@ -645,3 +645,58 @@ func TestFileStoreLockedAcrossProcesses(t *testing.T) {
 		t.Errorf("a second process could not open the directory once it was closed:\n%s", out)
 	}
 }
+
+// countingFS is a StoreFS over the operating system's that counts the fsyncs of files, as an application's
+// wrapper of OSStoreFS would.
+type countingFS struct {
+	StoreFS
+	syncs *int
+}
+
+type countingFile struct {
+	StoreFile
+	syncs *int
+}
+
+func (c countingFS) OpenFile(name string, create bool) (StoreFile, error) {
+	f, err := c.StoreFS.OpenFile(name, create)
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, c.syncs}, nil
+}
+
+func (f countingFile) Sync() error { *f.syncs++; return f.StoreFile.Sync() }
+
+// OpenFileStoreFS puts the store on the caller's file system: its fsyncs are the store's, and what it
+// stored is there for OpenFileStore on the same directory.
+func TestOpenFileStoreFS(t *testing.T) {
+	if _, err := OpenFileStoreFS(nil, t.TempDir()); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("nil file system: %v", err)
+	}
+	dir := t.TempDir()
+	var syncs int
+	st, err := OpenFileStoreFS(countingFS{OSStoreFS(), &syncs}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := syncs
+	if _, err := st.Append(Message{Topic: "t/fs", Payload: []byte("one"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if syncs != before+1 || st.Syncs() == 0 {
+		t.Fatalf("an Append made %d fsyncs through the file system (store counts %d), want 1", syncs-before, st.Syncs())
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = OpenFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := st.Pending()
+	if err != nil || len(p) != 1 || string(p[0].Payload) != "one" {
+		t.Fatalf("pending %v, %v", p, err)
+	}
+}

@@ -6,13 +6,14 @@ import (
 	"path/filepath"
 )
 
-// storeFS is the file system under a FileStore: the operating system's, or in tests one that can lose
-// power at any write or sync (the crash-consistency tests).
-type storeFS interface {
+// StoreFS is the file system under a FileStore: OSStoreFS, the operating system's, unless the application
+// passes another to OpenFileStoreFS (one that counts or delays fsyncs, or can lose power at any write or sync,
+// as the crash-consistency tests do). A FileStore calls it from one goroutine at a time.
+type StoreFS interface {
 	// MkdirAll makes dir and its parents; created says whether dir did not exist.
 	MkdirAll(dir string) (created bool, err error)
 	// OpenFile opens name for reading and writing, creating it when create is set.
-	OpenFile(name string, create bool) (storeFile, error)
+	OpenFile(name string, create bool) (StoreFile, error)
 	Rename(oldpath, newpath string) error
 	Remove(name string) error
 	// SyncDir makes the directory's entries (creations, renames, removals) durable.
@@ -22,7 +23,9 @@ type storeFS interface {
 	Lock(dir string) (io.Closer, error)
 }
 
-type storeFile interface {
+// StoreFile is a file of a StoreFS. Sync makes what was written durable; what was written and not synced may
+// be lost at a power cut, in part or in whole.
+type StoreFile interface {
 	io.ReaderAt
 	io.WriterAt
 	Size() (int64, error)
@@ -33,6 +36,10 @@ type storeFile interface {
 
 // osFS is the operating system's file system.
 type osFS struct{}
+
+// OSStoreFS returns the operating system's file system, the one OpenFileStore uses: a StoreFS that wraps it
+// (to count fsyncs, or to journal writes) delegates to it.
+func OSStoreFS() StoreFS { return osFS{} }
 
 func (osFS) MkdirAll(dir string) (bool, error) {
 	if fi, err := os.Stat(dir); err == nil {
@@ -47,7 +54,7 @@ func (osFS) MkdirAll(dir string) (bool, error) {
 	return true, nil
 }
 
-func (osFS) OpenFile(name string, create bool) (storeFile, error) {
+func (osFS) OpenFile(name string, create bool) (StoreFile, error) {
 	flag := os.O_RDWR
 	if create {
 		flag |= os.O_CREATE

@@ -1,6 +1,6 @@
 package mqttas
 
-// memFS: an in-memory storeFS that can lose power, for the crash-consistency tests (in the manner of
+// memFS: an in-memory StoreFS that can lose power, for the crash-consistency tests (in the manner of
 // ALICE and CrashMonkey). Each file keeps what was written and what was fsynced; the directory keeps its
 // entries and the entries as of its last fsync. Every write, fsync, truncation, rename, removal and
 // directory fsync is a numbered operation; at the chosen one the power goes: that operation (a write may
@@ -113,7 +113,7 @@ func (m *memFS) MkdirAll(dir string) (bool, error) {
 	return true, nil
 }
 
-func (m *memFS) OpenFile(name string, create bool) (storeFile, error) {
+func (m *memFS) OpenFile(name string, create bool) (StoreFile, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.crashed {

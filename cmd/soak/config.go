@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/soak"
 )
 
@@ -50,13 +51,30 @@ NetworkChaos and Schedule objects (or with -workflow one Workflow, which keeps t
 the faults Chaos Mesh can make, and the rest as a trace the soak in each shard pod makes through its
 own link (see deploy/README.md).
 
-Environment (flags win): SOAK_DURATION, SOAK_CLIENTS, SOAK_RATE, SOAK_SEED, SOAK_CLIENT.
+Environment (flags win): SOAK_DURATION, SOAK_CLIENTS, SOAK_RATE, SOAK_SEED, SOAK_CLIENT, SOAK_CRASH.
 
 Exit codes: 0 pass, 1 loss/unexpected/a client did not recover, 2 usage or invalid trace,
 3 harness error, 4 interrupted.
 
 Flags:
 `
+
+// crashList reads -crash: "1", "true" or "all" is every client fault, "0" or "false" none, else a list.
+func crashList(v string) []string {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "all":
+		return faults.CrashNames()
+	case "", "0", "false":
+		return nil
+	}
+	var out []string
+	for n := range strings.SplitSeq(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // config is the command's settings: a soak run's, and what only the command knows.
 type config struct {
@@ -93,6 +111,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer, no
 		return err
 	})
 	env("SOAK_CLIENT", func(v string) error { c.Client = v; return nil })
+	env("SOAK_CRASH", func(v string) error { c.Crash = crashList(v); return nil })
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
@@ -109,6 +128,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer, no
 	fs.Float64Var(&c.FeedRate, "feed-rate", c.Rate, "messages per second from the feeder, a client straight to the broker whose messages queue up for Clean=false clients during outages; 0: no feeder; unset: the same as -rate")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the random fault schedule (env SOAK_SEED; default: the time, printed)")
 	fs.StringVar(&c.Client, "client", c.Client, "client under test: "+strings.Join(soak.ClientNames(), "|")+" (env SOAK_CLIENT)")
+	fs.Func("crash", "add client faults to the random schedule: 1 or all (every one: "+strings.Join(faults.CrashNames(), ", ")+
+		"), or a comma-separated list; they need -client mqttas-durable or paho-durable (env SOAK_CRASH)",
+		func(v string) error { c.Crash = crashList(v); return nil })
 	fs.StringVar(&c.Trace, "trace", "", "replay this trace (YAML, see traces/README.md) instead of a random schedule")
 	fs.StringVar(&c.Record, "record", "", "write the outages the clients saw as a replayable trace to this file")
 	fs.StringVar(&c.recordFrom, "record-from", "", "with -record: convert this timeline.jsonl (a field log) to a trace and exit, running nothing")

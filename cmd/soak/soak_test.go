@@ -6,11 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/clients/crashclient"
+	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/ledger"
 	"github.com/mqttas/mqttas-go/harness/report"
 	"github.com/mqttas/mqttas-go/harness/schedule"
@@ -67,7 +72,9 @@ func TestConfigErrors(t *testing.T) {
 		{env: map[string]string{"SOAK_DURATION": "soon"}, want: `SOAK_DURATION="soon"`},
 		{env: map[string]string{"SOAK_CLIENTS": "many"}, want: `SOAK_CLIENTS="many"`},
 		{env: map[string]string{"SOAK_SEED": "1.5"}, want: `SOAK_SEED="1.5"`},
-		{env: map[string]string{"SOAK_CLIENT": "hivemq"}, want: `client "hivemq": want one of c, mqttas, node, paho, python`},
+		{env: map[string]string{"SOAK_CLIENT": "hivemq"}, want: `client "hivemq": want one of c, mqttas, mqttas-durable, node, paho, paho-durable, python`},
+		{args: []string{"-crash", "client-melt"}, want: `crash "client-melt": want client faults of client-kill, client-power-cut`},
+		{args: []string{"-crash", "1", "-trace", "x.yaml"}, want: "crash: a trace has its own faults"},
 		{args: []string{"-clients", "0"}, want: "clients 0"},
 		{args: []string{"-rate", "-1"}, want: "rate -1"},
 		{args: []string{"-keepalive", "1500ms"}, want: "keepalive 1.5s"},
@@ -133,6 +140,67 @@ func TestExitCode(t *testing.T) {
 	}
 	if len(lost.Lost) != 1 || !valid.Valid() {
 		t.Fatalf("ledger fixtures: %s / %s", valid.Summary(), lost.Summary())
+	}
+}
+
+// -crash and SOAK_CRASH opt in to the client faults: all of them, or those named.
+func TestConfigCrash(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{want: nil},
+		{args: []string{"-crash", "1"}, want: faults.CrashNames()},
+		{env: map[string]string{"SOAK_CRASH": "all"}, want: faults.CrashNames()},
+		{env: map[string]string{"SOAK_CRASH": "client-kill"}, want: []string{"client-kill"}},
+		{args: []string{"-crash", "0"}, env: map[string]string{"SOAK_CRASH": "1"}, want: nil},
+	} {
+		c, err := parseConfig(append(tc.args, "-client", "mqttas-durable"), envOf(tc.env), &bytes.Buffer{}, now)
+		if err != nil || !slices.Equal(c.Crash, tc.want) {
+			t.Errorf("%v %v: crash %v, %v; want %v", tc.args, tc.env, c.Crash, err, tc.want)
+		}
+	}
+}
+
+// buildDurableDriver builds drivers/durable where the registry looks for it (make durable-driver does the
+// same), so the crash-capable clients run the current code.
+func buildDurableDriver(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("go", "build", "-o", "../../"+crashclient.DriverPath, "../../drivers/durable").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building drivers/durable: %v\n%s", err, out)
+	}
+}
+
+// The shipped crash trace replays against mqttas with its durable outbox: clients killed and their power
+// cut, restarted on their stores, and nothing they reported durable is lost.
+func TestReplayCrashTrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	buildDurableDriver(t)
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "report")
+	args := []string{"-trace", "../../traces/client-crash.yaml", "-client", "mqttas-durable", "-clients", "4", "-rate", "10",
+		"-tail", "2s", "-out", dir, "-drain-quiet", "2s", "-heal-timeout", "30s", "-drain-timeout", "20s"}
+	sum := soakOK(t, args, dir)
+	crashes := 0
+	for _, f := range sum.Faults {
+		if strings.HasPrefix(f.Name, "client-") {
+			crashes++
+		}
+	}
+	if crashes != 8 {
+		t.Fatalf("client faults injected: %d of %v", crashes, sum.Faults)
+	}
+	var durable, killed int64
+	for _, c := range sum.Clients {
+		durable += c.Stats[clients.StatDurable]
+		killed += c.Stats["crashes"]
+	}
+	if durable < 100 || killed < 5 {
+		t.Fatalf("%d publications durable, %d crashes: %+v", durable, killed, sum.Clients)
 	}
 }
 

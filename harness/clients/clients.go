@@ -60,6 +60,21 @@ type Client interface {
 	Stats() Stats
 }
 
+// Crasher is a client the harness can crash: one that runs in a child process
+// with a store on disk (crashclient). The client faults (client-kill,
+// client-power-cut) act on the Crashers of a run.
+type Crasher interface {
+	Client
+	// Crash kills the client's process at once (SIGKILL); with powerCut, what
+	// it wrote and did not fsync is lost too. Until Restart the client is down:
+	// publications fail as not sent.
+	Crash(powerCut bool) error
+	// Restart starts the client's process again on the same store with the
+	// same options, as a device boots, and returns: the client connects on
+	// its own (trying again while the broker is unreachable).
+	Restart(ctx context.Context) error
+}
+
 // Message is an application message to publish.
 type Message struct {
 	Topic   string
@@ -126,6 +141,7 @@ const (
 	StatConnectFailures = "connect_failures" // failed connection attempts
 	StatRepubs          = "repubs"           // PUBLISH re-sent by the client
 	StatDiscards        = "discards"         // inbound messages dropped by the client
+	StatDurable         = "durable"          // publications the client reported durable (on disk, sent after a crash)
 )
 
 // Options configure a client; every adapter maps them onto its client as

@@ -58,6 +58,7 @@ const (
 	FamilyLink    Family = "link"    // the TCP link between client and broker (toxics, down, reset)
 	FamilyPackets Family = "packets" // MQTT packets on the link, by type
 	FamilyBroker  Family = "broker"  // the broker's process
+	FamilyClient  Family = "client"  // the client's process (crash-capable clients only)
 )
 
 // Link is what link and packet faults act on; *link.Link is one.
@@ -90,17 +91,30 @@ type Broker interface {
 	Unpause(ctx context.Context) error
 }
 
-// Target is what faults act on: the link between client and broker, and the broker.
+// Clients is what client faults act on: the clients of the run that can crash.
+type Clients interface {
+	// Crash kills share percent of the crash-capable clients (at least one) with SIGKILL; with powerCut,
+	// what they wrote and did not fsync is lost too. It fails when no client of the run can crash.
+	Crash(ctx context.Context, share int, powerCut bool) error
+	// Restart starts again every client Crash killed; each connects on its own, as a device that boots.
+	Restart(ctx context.Context) error
+}
+
+// Target is what faults act on: the link between client and broker, the broker, and the clients.
 type Target struct {
-	Link   Link
-	Broker Broker
+	Link    Link
+	Broker  Broker
+	Clients Clients
 }
 
 // Mix says how a random schedule draws a fault: how often (Weight, relative to the other faults' weights;
 // 0 never), for how long (Min to Max; both 0 for a one-shot fault), and Why these figures, for the
 // documentation. The parameters come from Fault.Draw.
 type Mix struct {
-	Weight   int
+	Weight int
+	// OptIn is the weight of a fault that is off by default (Weight 0) in a run that asks for it
+	// (schedule.RandomOptions.OptIn).
+	OptIn    int
 	Min, Max time.Duration
 	Why      string
 }
@@ -134,6 +148,8 @@ const (
 	LaneLink Lane = "link"
 	// LaneBroker: the broker is stopped, killed or paused, one at a time.
 	LaneBroker Lane = "broker"
+	// LaneClient: healing a client fault restarts every crashed client, so two cannot overlap.
+	LaneClient Lane = "client"
 )
 
 // LaneOf returns the lane f holds, or "" for a one-shot fault (it may happen at any time).
@@ -143,6 +159,8 @@ func LaneOf(f Fault) Lane {
 		return ""
 	case f.Family() == FamilyBroker:
 		return LaneBroker
+	case f.Family() == FamilyClient:
+		return LaneClient
 	default:
 		return LaneLink
 	}
@@ -155,6 +173,8 @@ func (l Lane) Why() string {
 		return "link faults cannot overlap: healing one heals the whole link"
 	case LaneBroker:
 		return "broker faults cannot overlap: the broker is stopped, killed or paused, one at a time"
+	case LaneClient:
+		return "client faults cannot overlap: healing one restarts every crashed client"
 	}
 	return ""
 }

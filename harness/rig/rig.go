@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/broker"
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/clients/crashclient"
 	"github.com/mqttas/mqttas-go/harness/clients/mqttasclient"
 	"github.com/mqttas/mqttas-go/harness/clients/pahoclient"
 	"github.com/mqttas/mqttas-go/harness/clients/procclient"
@@ -42,10 +44,12 @@ type Options struct {
 // Registry returns the standard client registry: "mqttas" and "paho" with short reconnection delays, so
 // recovery is measured, not backoff, and the out-of-process drivers "python" (paho-mqtt), "node" (MQTT.js)
 // and "c" (libmosquitto) of the repository above the working directory, each with its library's settings
-// as its users would choose them (see drivers/).
+// as its users would choose them (see drivers/), and the crash-capable clients "mqttas-durable" and
+// "paho-durable" (drivers/durable, built by `make durable-driver`), which the client faults can kill.
 func Registry() clients.Registry {
 	mc := mqttasclient.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond}
 	reg := procclient.DefaultRegistry()
+	maps.Copy(reg, crashclient.DefaultRegistry())
 	reg[mqttasclient.Name] = mqttasclient.Factory(mc)
 	reg[pahoclient.Name] = pahoclient.Factory(pahoclient.DefaultConfig())
 	return reg
@@ -65,6 +69,8 @@ type Rig struct {
 
 	mu      sync.Mutex
 	clients []clients.Client
+	crashed []clients.Crasher // killed by a client fault, to restart when it heals
+	next    int               // the crash-capable client the next client fault kills first
 }
 
 // New starts the broker, the link in front of it and the observer.
@@ -110,7 +116,64 @@ func New(ctx context.Context, o Options) (_ *Rig, err error) {
 }
 
 // Target is what faults act on.
-func (r *Rig) Target() faults.Target { return faults.Target{Link: r.Link, Broker: r.Broker} }
+func (r *Rig) Target() faults.Target {
+	return faults.Target{Link: r.Link, Broker: r.Broker, Clients: crashTarget{r}}
+}
+
+// ErrNoCrasher is returned by a client fault in a run none of whose clients can crash.
+var ErrNoCrasher = errors.New("rig: no client of this run can crash (run a crash-capable client: " +
+	crashclient.NameMQTTAS + " or " + crashclient.NamePaho + ")")
+
+// crashTarget is what the client faults act on: the rig's crash-capable clients.
+type crashTarget struct{ r *Rig }
+
+// Crash kills share percent of the crash-capable clients (at least one), taking them in turn from where
+// the last crash stopped, so every client is killed in a long run; all at once, as one power cut would.
+func (t crashTarget) Crash(_ context.Context, share int, powerCut bool) error {
+	r := t.r
+	r.mu.Lock()
+	var all []clients.Crasher
+	for _, c := range r.clients {
+		if cr, ok := c.(clients.Crasher); ok {
+			all = append(all, cr)
+		}
+	}
+	if len(all) == 0 {
+		r.mu.Unlock()
+		return ErrNoCrasher
+	}
+	n := max((len(all)*share+99)/100, 1)
+	var pick []clients.Crasher
+	for i := range n {
+		pick = append(pick, all[(r.next+i)%len(all)])
+	}
+	r.next = (r.next + n) % len(all)
+	r.crashed = append(r.crashed, pick...)
+	r.mu.Unlock()
+	errs := make([]error, len(pick))
+	var wg sync.WaitGroup
+	for i, c := range pick {
+		wg.Go(func() { errs[i] = c.Crash(powerCut) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Restart starts every crashed client again, all at once; each connects on its own.
+func (t crashTarget) Restart(ctx context.Context) error {
+	r := t.r
+	r.mu.Lock()
+	pick := r.crashed
+	r.crashed = nil
+	r.mu.Unlock()
+	errs := make([]error, len(pick))
+	var wg sync.WaitGroup
+	for i, c := range pick {
+		wg.Go(func() { errs[i] = c.Restart(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
 
 func (r *Rig) recorder(source string) func(clients.Event) {
 	return func(e clients.Event) { r.Timeline.Record(e.At, source, timeline.Kind(e.Kind), e.Detail()) }

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -23,6 +24,9 @@ type RandomOptions struct {
 	// Mix replaces the registered faults' own mixes (faults.Fault.Mix): only the faults named here are
 	// drawn, with these weights and durations (names must be registered faults).
 	Mix map[string]faults.Mix
+	// OptIn names faults that are off by default (weight 0, such as the client faults) to draw too, with
+	// their Mix's OptIn weight (names must be registered faults).
+	OptIn []string
 }
 
 // Random draws a schedule of faults for a run of total length from seed: the same seed, total and
@@ -57,6 +61,26 @@ func Random(seed int64, total time.Duration, o RandomOptions) (*Schedule, error)
 		for _, f := range faults.All() {
 			o.Mix[f.Name()] = f.Mix()
 		}
+	}
+	if len(o.OptIn) > 0 {
+		o.Mix = maps.Clone(o.Mix) // the caller's stays as it was
+	}
+	for _, n := range o.OptIn {
+		proto, err := faults.New(n)
+		if err != nil {
+			return nil, fmt.Errorf("schedule: random opt-in: %w", err)
+		}
+		k, ok := o.Mix[n]
+		if !ok {
+			k = proto.Mix()
+		}
+		if k.Weight == 0 {
+			if k.OptIn <= 0 {
+				return nil, fmt.Errorf("schedule: random opt-in: %s has no opt-in weight", n)
+			}
+			k.Weight = k.OptIn
+		}
+		o.Mix[n] = k
 	}
 	if o.Lead < 0 || o.Quiet < 0 || o.MinGap < 0 || o.MaxGap < o.MinGap {
 		return nil, fmt.Errorf("schedule: bad random options: lead %v, quiet %v, gap %v–%v", o.Lead, o.Quiet, o.MinGap, o.MaxGap)

@@ -105,6 +105,52 @@ func TestRandomMixOption(t *testing.T) {
 	}
 }
 
+// The client faults stay out of the default schedule and join it when a run opts in, with their opt-in
+// weights, beside every default fault; a fault without an opt-in weight cannot be opted in.
+func TestRandomOptIn(t *testing.T) {
+	def, err := Random(5, 10*time.Minute, RandomOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash, err := Random(5, 10*time.Minute, RandomOptions{OptIn: faults.CrashNames()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(s *Schedule) (client, other int) {
+		for _, e := range s.Faults {
+			if e.Fault.Family() == faults.FamilyClient {
+				client++
+				if e.Duration < 500*time.Millisecond || e.Duration > 5*time.Second {
+					t.Errorf("%s held %v, outside its mix", e.Fault, e.Duration)
+				}
+			} else {
+				other++
+			}
+		}
+		return client, other
+	}
+	if c, _ := count(def); c != 0 {
+		t.Fatalf("the default schedule has %d client faults", c)
+	}
+	seen := map[string]bool{}
+	for _, e := range crash.Faults {
+		seen[e.Fault.Name()] = true
+	}
+	if c, o := count(crash); c < 10 || o < 10 || !seen["client-kill"] || !seen["client-power-cut"] {
+		t.Fatalf("opted in: %d client faults, %d others, kinds %v", c, o, seen)
+	}
+	mix := map[string]faults.Mix{"reset": {Weight: 1}}
+	if _, err := Random(5, time.Minute, RandomOptions{Mix: mix, OptIn: []string{"client-kill"}}); err != nil || len(mix) != 1 {
+		t.Fatalf("%v; the caller's mix became %v", err, mix)
+	}
+	if _, err := Random(5, time.Minute, RandomOptions{OptIn: []string{"broker-kill"}}); err == nil {
+		t.Fatal("opted in a fault without an opt-in weight")
+	}
+	if _, err := Random(5, time.Minute, RandomOptions{OptIn: []string{"meteor"}}); !errors.Is(err, faults.ErrUnknown) {
+		t.Fatalf("an unknown opt-in: %v", err)
+	}
+}
+
 func TestRandomShortRun(t *testing.T) {
 	s, err := Random(7, 10*time.Second, RandomOptions{})
 	if err != nil {
@@ -262,7 +308,7 @@ func TestShippedTraces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"ap-reboot", "broker-restart", "edge-of-wifi", "flapping-link", "long-outage-backlog"}
+	want := []string{"ap-reboot", "broker-restart", "client-crash", "edge-of-wifi", "flapping-link", "long-outage-backlog"}
 	var names []string
 	for _, p := range paths {
 		s, err := Load(p)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/rig"
 )
 
@@ -30,8 +31,11 @@ type Config struct {
 	// Registry makes the clients; nil means the rig's standard one (ClientNames).
 	Registry clients.Registry
 	Trace    string // a trace (YAML) to replay instead of a random schedule
-	Record   string // if set, the outages the clients saw are written here as a trace
-	Out      string // the report directory
+	// Crash names the client faults (faults.CrashNames) the random schedule draws besides its default
+	// faults, with their opt-in weights; they need a crash-capable Client (mqttas-durable, paho-durable).
+	Crash  []string
+	Record string // if set, the outages the clients saw are written here as a trace
+	Out    string // the report directory
 	// PlainHistory writes the report's history uncompressed (report.PlainHistoryFile).
 	PlainHistory bool
 
@@ -108,6 +112,10 @@ func (c Config) Validate() error {
 		host, port, err := net.SplitHostPort(c.BrokerAddr)
 		check(err == nil && host != "" && port != "", "broker %q: want host:port", c.BrokerAddr)
 	}
+	for _, n := range c.Crash {
+		check(slices.Contains(faults.CrashNames(), n), "crash %q: want client faults of %s", n, strings.Join(faults.CrashNames(), ", "))
+	}
+	check(len(c.Crash) == 0 || c.Trace == "", "crash: a trace has its own faults (put client faults in it)")
 	return errors.Join(errs...)
 }
 
@@ -137,7 +145,7 @@ func brokerConfig() []string { return []string{"max_queued_messages 0"} }
 func (c Config) Settings() map[string]any {
 	m := map[string]any{
 		"duration": c.Duration.String(), "clients": c.Clients, "rate_per_client": c.Rate, "feed_rate": c.FeedRate,
-		"client": c.Client, "qos": 1, "keepalive": c.KeepAlive.String(), "response_timeout": c.ResponseTimeout.String(),
+		"client": c.Client, "qos": 1, "crash": strings.Join(c.Crash, ","), "keepalive": c.KeepAlive.String(), "response_timeout": c.ResponseTimeout.String(),
 		"persistent_clients": (c.Clients + 1) / 2, "trace": c.Trace, "drain_quiet": c.DrainQuiet.String(),
 		"broker_config": strings.Join(brokerConfig(), "; "),
 		"topology":      "client i publishes to soak/<tag>/c<i> and subscribes to its neighbour's topic and to the feed; the observer subscribes to everything",

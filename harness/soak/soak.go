@@ -68,7 +68,7 @@ var ErrInput = errors.New("soak: bad input")
 // stop, and other shards may share it.
 func Plan(cfg *Config) (*schedule.Schedule, error) {
 	if cfg.Trace == "" {
-		var o schedule.RandomOptions
+		o := schedule.RandomOptions{OptIn: cfg.Crash}
 		if cfg.BrokerAddr != "" {
 			o.Mix = map[string]faults.Mix{}
 			for _, f := range faults.All() {
@@ -681,6 +681,9 @@ func (s *run) reportRun(ctx context.Context, res *ledger.Result) report.Run {
 	}
 	if s.cfg.Trace == "" {
 		run.Config["seed_replay"] = fmt.Sprintf("SOAK_SEED=%d SOAK_DURATION=%v", s.cfg.Seed, s.cfg.Duration)
+		if len(s.cfg.Crash) > 0 {
+			run.Config["seed_replay"] = fmt.Sprintf("%v SOAK_CRASH=%s", run.Config["seed_replay"], strings.Join(s.cfg.Crash, ","))
+		}
 	}
 	// The schedule as it was meant, shifted to the rig's clock (the player started after the setup).
 	offset := s.start.Sub(r.Start)

@@ -37,6 +37,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/internal/connack"
 )
 
 // Name is the adapter's name in a clients.Registry.
@@ -87,8 +88,8 @@ type Client struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	conn     *conn // the latest connection
-	finished bool  // Disconnect or Close started: dial nothing more
+	conn     *connack.Conn // the latest connection
+	finished bool          // Disconnect or Close started: dial nothing more
 
 	evMu sync.Mutex  // serialises OnEvent
 	done atomic.Bool // set after Disconnect/Close: callbacks are dropped
@@ -307,7 +308,7 @@ func (c *Client) dial(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &conn{Conn: nc}
+	w := connack.Wrap(nc)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.finished {
@@ -335,7 +336,7 @@ func (c *Client) onConnect(paho.Client) {
 	c.mu.Lock()
 	cur := c.conn
 	c.mu.Unlock()
-	sp := cur != nil && cur.sessionPresent.Load()
+	sp := cur != nil && cur.SessionPresent()
 	c.log.Debug("up", "session_present", sp)
 	c.emit(clients.Event{Kind: clients.EventUp, At: at, SessionPresent: sp})
 }
@@ -380,23 +381,4 @@ func wait(ctx context.Context, t paho.Token) error {
 	case <-ctx.Done():
 		return fmt.Errorf("token pending: %w", ctx.Err())
 	}
-}
-
-// conn notes CONNACK's session-present flag from the first bytes paho reads.
-type conn struct {
-	net.Conn
-	head           [4]byte // fixed header, remaining length, flags, return code
-	n              int     // bytes of head seen; touched only by paho's reader
-	sessionPresent atomic.Bool
-}
-
-func (c *conn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if c.n < len(c.head) && n > 0 {
-		c.n += copy(c.head[c.n:], p[:n])
-		if c.n == len(c.head) && c.head[0] == 0x20 && c.head[1] == 0x02 {
-			c.sessionPresent.Store(c.head[2]&0x01 != 0)
-		}
-	}
-	return n, err
 }

@@ -22,6 +22,9 @@ var (
 	// ErrHung: the driver stopped answering (a ping, hello or close) or
 	// stopped reading its stdin, within Config.HangTimeout.
 	ErrHung = errors.New("procclient: driver stopped answering")
+	// ErrKilled: the harness killed the driver (Kill) while the request was
+	// pending; its outcome is unknown.
+	ErrKilled = errors.New("procclient: driver killed")
 )
 
 // DriverError is a failure of the driver process, with what is known about

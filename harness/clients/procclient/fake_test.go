@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 //	flood        sends messages after connect, and answers pings only after them
 //	crash-close  exits with status 4 at close, without answering it
 //	slow-hello   answers hello after 300 ms
+//	durable      speaks protocol 2 with the durable capability: publishes are answered durable
+//	durable-v1   speaks protocol 1 but answers a publish durable
+//	stuck        never answers a publish
 func fakeDriver(mode string) int {
 	out := bufio.NewWriter(os.Stdout)
 	emit := func(v map[string]any) {
@@ -72,12 +75,15 @@ func fakeDriver(mode string) int {
 			case "slow-hello":
 				time.Sleep(300 * time.Millisecond)
 			}
-			proto := 1
-			if mode == "version" {
+			proto, caps := 1, []string{}
+			switch mode {
+			case "version":
 				proto = 99
+			case "durable":
+				proto, caps = 2, []string{CapDurable}
 			}
 			emit(map[string]any{"ev": "result", "id": id, "ok": true,
-				"hello": map[string]any{"protocol": proto, "driver": "fake", "library": "none", "version": "0", "capabilities": []string{}}})
+				"hello": map[string]any{"protocol": proto, "driver": "fake", "library": "none", "version": "0", "capabilities": caps}})
 		case "connect":
 			emit(map[string]any{"ev": "log", "level": "info", "msg": "fake connecting"})
 			ok(id)
@@ -112,7 +118,13 @@ func fakeDriver(mode string) int {
 				fmt.Fprintln(os.Stderr, "fake: panic: the library fell over")
 				return 3
 			}
-			ok(id)
+			switch mode {
+			case "durable", "durable-v1":
+				emit(map[string]any{"ev": "result", "id": id, "ok": true, "durable": true})
+			case "stuck":
+			default:
+				ok(id)
+			}
 		case "close":
 			if mode == "crash-close" {
 				fmt.Fprintln(os.Stderr, "fake: crashing at close")
@@ -333,10 +345,14 @@ func TestDriverOutOfProtocol(t *testing.T) {
 		{"twice", "which is not pending"},
 		{"early", "up event before the answer to hello"},
 		{"version", "driver speaks protocol 99"},
+		{"durable-v1", "without protocol 2's durable capability"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			r := startFake(t, tc.mode)
 			_ = r.c.Connect(ctxFor(t, failBound))
+			if tc.mode == "durable-v1" {
+				_ = r.c.Publish(ctxFor(t, failBound), clients.Message{Topic: "t", QoS: 1})
+			}
 			clientstest.Eventually(t, failBound, "the failure", func() bool { return r.c.usable() != nil })
 			de := driverError(t, r.c.usable(), ErrProtocol)
 			if !strings.Contains(de.Error(), tc.want) {
@@ -496,4 +512,71 @@ func TestDriverStopsReadingStdin(t *testing.T) {
 		t.Fatalf("error = %v", de)
 	}
 	r.closeAndCheck(ErrHung, grandchild(t, de))
+}
+
+// A protocol 2 driver's durable results are counted; the Stats key is there only for such a driver.
+func TestDurableResults(t *testing.T) {
+	r := startFake(t, "durable")
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := r.c.Publish(ctxFor(t, failBound), clients.Message{Topic: "t", QoS: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := r.c.Stats(); st[clients.StatDurable] != 3 {
+		t.Fatalf("stats = %v, want 3 durable", st)
+	}
+	if r.c.Hello().Protocol != 2 {
+		t.Fatalf("hello %+v", r.c.Hello())
+	}
+	r.closeAndCheck(nil)
+	ok := startFake(t, "ok")
+	if err := ok.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	if _, has := ok.c.Stats()[clients.StatDurable]; has {
+		t.Fatal("a protocol 1 driver has a durable count")
+	}
+	ok.closeAndCheck(nil)
+}
+
+// Kill ends the driver as a crash does: a publish in flight fails with ErrKilled (outcome unknown, so not
+// ErrNotSent), later calls fail, nothing of the adapter or the process is left, and Kill reports no failure.
+func TestKill(t *testing.T) {
+	r := startFake(t, "stuck")
+	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- r.c.Publish(ctxFor(t, time.Minute), clients.Message{Topic: "t", QoS: 1}) }()
+	clientstest.Eventually(t, failBound, "the publish pending", func() bool {
+		r.c.mu.Lock()
+		defer r.c.mu.Unlock()
+		for _, req := range r.c.pending {
+			if req.cmd == cmdPublish {
+				return true
+			}
+		}
+		return false
+	})
+	began := time.Now()
+	if err := r.c.Kill(); err != nil {
+		t.Fatalf("Kill = %v", err)
+	}
+	if took := time.Since(began); took > failBound {
+		t.Fatalf("Kill took %v", took)
+	}
+	err := <-errc
+	if !errors.Is(err, ErrKilled) || errors.Is(err, clients.ErrNotSent) {
+		t.Fatalf("the publish in flight: %v, want ErrKilled and not ErrNotSent", err)
+	}
+	if err := r.c.Publish(ctxFor(t, failBound), clients.Message{Topic: "t", QoS: 1}); !errors.Is(err, clients.ErrNotSent) {
+		t.Fatalf("a publish after Kill: %v", err)
+	}
+	if r.c.IsConnected() {
+		t.Fatal("connected after Kill")
+	}
+	r.closeAndCheck(nil)
 }

@@ -121,6 +121,8 @@ type Client struct {
 	lastLine  string
 
 	connects, outages, failures atomic.Int64
+	durable                     atomic.Int64 // publish results with durable
+	killed                      bool         // Kill called: no close command, the exit is ours
 
 	// Process plumbing, set by start.
 	cmd        *exec.Cmd
@@ -232,8 +234,9 @@ func (c *Client) Connect(ctx context.Context) error {
 		return fmt.Errorf("procclient: driver %s: hello: %w", c.cfg.Name, err)
 	case ev.Hello == nil:
 		return c.fail(ErrProtocol, "the answer to hello has no hello object", c.line())
-	case ev.Hello.Protocol != ProtocolVersion:
-		return c.fail(ErrProtocol, fmt.Sprintf("driver speaks protocol %d, the adapter %d", ev.Hello.Protocol, ProtocolVersion), c.line())
+	case ev.Hello.Protocol < MinProtocolVersion || ev.Hello.Protocol > ProtocolVersion:
+		return c.fail(ErrProtocol, fmt.Sprintf("driver speaks protocol %d, the adapter %d to %d", ev.Hello.Protocol,
+			MinProtocolVersion, ProtocolVersion), c.line())
 	}
 	c.mu.Lock()
 	if c.closing {
@@ -334,17 +337,32 @@ func (c *Client) Close() error {
 	return c.closeResult
 }
 
+// Kill ends the driver at once with SIGKILL to its process group, as a crash
+// would: no close command, nothing flushed. Requests pending fail with an
+// error wrapping ErrKilled (their outcome is unknown), events stop, and Kill
+// waits for every goroutine of the adapter, like Close. Later calls of Kill
+// and Close return the same result.
+func (c *Client) Kill() error {
+	c.mu.Lock()
+	c.killed = true
+	c.mu.Unlock()
+	return c.Close()
+}
+
 func (c *Client) close() error {
 	c.mu.Lock()
 	c.finished, c.closing, c.linkUp = true, true, false
-	running, failed := c.running, c.failErr != nil
+	running, failed, killed := c.running, c.failErr != nil, c.killed
 	c.mu.Unlock()
 	c.silence()
 	if !running {
 		return nil
 	}
 	close(c.stop)
-	if !failed {
+	if killed {
+		c.killGroup()
+	}
+	if !failed && !killed {
 		// Until the answer, the bound, or the driver's exit (whose status
 		// is checked below).
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
@@ -383,14 +401,18 @@ func (c *Client) close() error {
 	defer c.mu.Unlock()
 	// Requests still waiting (a Connect or Publish racing with Close) will
 	// never be answered now.
+	gone := clients.ErrClosed
+	if c.killed {
+		gone = fmt.Errorf("procclient: driver %s: %w", c.cfg.Name, ErrKilled)
+	}
 	for id, req := range c.pending {
-		req.done <- reply{err: clients.ErrClosed}
+		req.done <- reply{err: gone}
 		delete(c.pending, id)
 	}
 	if c.failErr != nil {
 		return c.failErr
 	}
-	if c.exitErr != nil {
+	if c.exitErr != nil && !c.killed {
 		return &DriverError{Driver: c.cfg.Name, Line: c.lineNo, Text: cut(c.lastLine, maxTextLen),
 			Stderr: c.tail.String(), Err: fmt.Errorf("%w after close: %v", ErrDied, c.exitErr)}
 	}
@@ -405,16 +427,21 @@ func (c *Client) IsConnected() bool {
 	return c.linkUp && !c.finished && c.failErr == nil
 }
 
-// Stats counts the driver's up, down and connect_failed events; the driver
+// Stats counts the driver's up, down and connect_failed events, and (for a
+// driver with the durable capability) its durable publish results; the driver
 // does not report resends or discards, so those keys are absent.
 func (c *Client) Stats() clients.Stats {
 	n := c.connects.Load()
-	return clients.Stats{
+	s := clients.Stats{
 		clients.StatConnects:        n,
 		clients.StatReconnects:      max(n-1, 0),
 		clients.StatOutages:         c.outages.Load(),
 		clients.StatConnectFailures: c.failures.Load(),
 	}
+	if c.Hello().Has(CapDurable) {
+		s[clients.StatDurable] = c.durable.Load()
+	}
+	return s
 }
 
 // usable reports why nothing can be sent: finished, not started, or failed.
@@ -607,7 +634,15 @@ func (c *Client) handle(ev event) error {
 			return fmt.Errorf("%w: result for request %d, which is not pending", ErrProtocol, ev.ID)
 		}
 		delete(c.pending, ev.ID)
+		v2 := c.hello.Protocol >= 2 && c.hello.Has(CapDurable)
 		c.mu.Unlock()
+		if ev.Durable {
+			if !v2 || req.cmd != cmdPublish {
+				return fmt.Errorf("%w: durable result %d to %s from a driver without protocol 2's durable capability",
+					ErrProtocol, ev.ID, req.cmd)
+			}
+			c.durable.Add(1)
+		}
 		var err error
 		if !*ev.OK {
 			err = &RemoteError{Driver: c.cfg.Name, Cmd: req.cmd, Msg: ev.Error}

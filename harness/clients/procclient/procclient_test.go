@@ -116,7 +116,7 @@ func TestDriverHello(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := c.Hello()
-			if h.Protocol != ProtocolVersion || h.Library != tc.library || !strings.HasPrefix(h.Version, tc.prefix) ||
+			if h.Protocol != 1 || h.Library != tc.library || !strings.HasPrefix(h.Version, tc.prefix) ||
 				!slices.Equal(h.Capabilities, tc.caps) {
 				t.Fatalf("hello = %+v", h)
 			}

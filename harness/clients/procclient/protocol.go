@@ -10,9 +10,12 @@ import (
 )
 
 // ProtocolVersion is the version of the driver protocol (PROTOCOL.md) this
-// adapter speaks. A driver answers hello with the version it speaks; any other
-// is refused.
-const ProtocolVersion = 1
+// adapter speaks. A driver answers hello with the version it speaks: version 1
+// (without durable results) and 2 are accepted, any other is refused.
+const ProtocolVersion = 2
+
+// MinProtocolVersion is the oldest version the adapter accepts.
+const MinProtocolVersion = 1
 
 // MaxLine bounds one line from a driver, newline excluded. A 4 MiB payload
 // takes about 5.6 MiB in base64; longer lines are a protocol error.
@@ -92,6 +95,12 @@ const (
 	CapDup = "dup"
 	// CapSessionPresent: up events carry CONNACK's session-present flag.
 	CapSessionPresent = "session_present"
+	// CapDurable (protocol 2): publish results may carry durable, the library's
+	// promise that the message is on disk and will be sent after a crash.
+	CapDurable = "durable"
+	// CapPowerCut (protocol 2): the driver can start after a power cut (connect
+	// setting "after": "power-cut"), undoing what it wrote and did not fsync.
+	CapPowerCut = "power_cut"
 )
 
 // Has reports whether the driver declared capability c.
@@ -104,6 +113,7 @@ type event struct {
 	OK      *bool  `json:"ok"`
 	Error   string `json:"error"`
 	NotSent bool   `json:"not_sent"`
+	Durable bool   `json:"durable"`
 	Hello   *Hello `json:"hello"`
 
 	Topic   string `json:"topic"`
@@ -152,6 +162,8 @@ func decodeEvent(line []byte) (event, error) {
 			return event{}, fmt.Errorf("%w: failed result %d without an error", errLine, ev.ID)
 		case *ev.OK && (ev.Error != "" || ev.NotSent):
 			return event{}, fmt.Errorf("%w: successful result %d with an error", errLine, ev.ID)
+		case !*ev.OK && ev.Durable:
+			return event{}, fmt.Errorf("%w: failed result %d that is durable", errLine, ev.ID)
 		}
 	case evMessage:
 		switch {
