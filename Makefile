@@ -12,7 +12,7 @@ export TESTCONTAINERS_RYUK_DISABLED := true
 CLIENT_MODULE := mqttas
 FUZZTIME ?= 60s
 # Fuzz targets: package:target pairs. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME.
-FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./mqttas:FuzzTopicChecks ./mqttas:FuzzNetlink ./mqttas:FuzzStoreLog ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/ledger:FuzzReadJSONL ./harness/ledger:FuzzReadOnline ./harness/ledger:FuzzStreamLine ./harness/link/mqttframe:FuzzFramer \
+FUZZ_TARGETS := ./mqttas:FuzzDecode ./mqttas:FuzzReadLoop ./mqttas:FuzzTopicChecks ./mqttas:FuzzNetlink ./mqttas:FuzzStoreLog ./harness/ledger:FuzzDecode ./harness/ledger:FuzzRoundTrip ./harness/ledger:FuzzReadJSONL ./harness/ledger:FuzzReadOnline ./harness/ledger:FuzzStreamLine ./harness/ledger:FuzzMergeOnline ./harness/link/mqttframe:FuzzFramer \
   ./harness/clients/procclient:FuzzDecodeEvent ./internal/mqttwire:FuzzDecode ./harness/k8s:FuzzDecode ./internal/powercut:FuzzRollback
 FUZZTIME_SHORT ?= 5s
 

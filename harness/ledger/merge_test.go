@@ -12,9 +12,9 @@ import (
 // shardRun records shard k of a run: two clients publishing to each other
 // and an observer, all named for the shard; lose drops one delivery to the
 // observer.
-func shardRun(t *testing.T, k int, lose bool) *Ledger {
+func shardRun(t testing.TB, k int, lose bool) *Ledger {
 	t.Helper()
-	r := &run{t: t, l: New(t0)}
+	r := &run{l: New(t0)}
 	obs := fmt.Sprintf("s%d-observer", k)
 	r.l.Subscribe(obs, fmt.Sprintf("soak/s%d/#", k), ms(0))
 	for c := range 2 {
@@ -36,7 +36,7 @@ func shardRun(t *testing.T, k int, lose bool) *Ledger {
 	return r.l
 }
 
-func written(t *testing.T, l *Ledger, gz bool) *bytes.Buffer {
+func written(t testing.TB, l *Ledger, gz bool) *bytes.Buffer {
 	t.Helper()
 	var b bytes.Buffer
 	write := l.WriteJSONL
