@@ -138,8 +138,8 @@ type Config struct {
 	// SO_RCVLOWAT). That saves the broker and this process a wakeup per packet: with mosquitto it halved
 	// the broker's CPU per message of a qos 0 stream. Only a stream that fills a 2 KB batch within the delay
 	// is batched (a slower one keeps its latency); a packet after a pause is never held; a batch is
-	// never larger than half the PUBACKs of the requests in flight add up to; the tail of a burst waits at
-	// most this long. 0 means 1 ms; negative turns batching off.
+	// never larger than half the PUBACKs of the requests still in flight as the read begins add up to;
+	// the tail of a burst waits at most this long. 0 means 1 ms; negative turns batching off.
 	ReadBatchDelay time.Duration
 
 	// WANCheckServer is the DNS server WANOK queries (host:port); "" means 8.8.8.8:53.

@@ -1,6 +1,9 @@
 package mqttas
 
 import (
+	"context"
+	"runtime/trace"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -25,6 +28,8 @@ import (
 // Requests this client has in flight cap the batch at half the size of their acknowledgements, so a
 // publisher waiting for PUBACKs is never held for all of them, and one with few in flight (under 32) not
 // at all. With more in flight their PUBACKs are due, so they are read in batches as soon as any arrive.
+// The mark for a read is set as the read begins, from the requests still in flight then: the PUBACKs the
+// previous read returned no longer count.
 
 const (
 	minBatchBytes = 64                    // smaller batches are not worth a system call
@@ -80,6 +85,13 @@ func (b *rxBatcher) observe(n int) {
 		b.cap = min(2*b.cap, maxBatchBytes)
 		b.capAt = now
 	}
+}
+
+// prepare sets the low-water mark for the read about to begin.
+func (b *rxBatcher) prepare() {
+	if b.sock == nil {
+		return
+	}
 	b.set(b.want())
 }
 
@@ -110,6 +122,10 @@ func (b *rxBatcher) want() int {
 func (b *rxBatcher) held(p []byte) (int, error) {
 	b.helds++
 	n, err := readNoWait(b.sock, p)
+	if n > 0 && trace.IsEnabled() { // the bench's -trace shows these stalls (go tool trace -d=parsed)
+		trace.Log(context.Background(), "mqttas.rxbatch", "batch deadline fired with "+strconv.Itoa(n)+
+			" bytes waiting for a batch of "+strconv.Itoa(b.lowat)+" ("+strconv.Itoa(b.acks())+" requests in flight)")
+	}
 	if n <= 0 || err != nil {
 		b.set(1)
 		b.rate, b.strikes = 0, 0

@@ -309,3 +309,32 @@ func TestReadBatchingGathersTheAcknowledgementsOfManyRequests(t *testing.T) {
 			highest, minBatchBytes, 2*64)
 	}
 }
+
+func TestReadBatchingCountsOnlyTheAcknowledgementsStillDue(t *testing.T) {
+	// A read returned the PUBACKs of most of the requests in flight; once they are dispatched only a few
+	// remain. The next read must not wait for a batch sized for all of them: the broker owes no more than
+	// the few, so it would wait out the whole delay with their PUBACKs in the socket.
+	var inFlight atomic.Int64
+	inFlight.Store(64)
+	rx, srv := batchedRx(t, 200*time.Millisecond, func() int { return int(inFlight.Load()) })
+	rx.batch.rate = 1 // PUBACKs are flowing
+	ack := fbAck(typePuback, 1)
+	if _, err := srv.Write(bytes.Repeat(ack, 32)); err != nil {
+		t.Fatal(err)
+	}
+	var highest int
+	readN(t, rx, 32*len(ack), &highest)
+	if highest < minBatchBytes {
+		t.Fatalf("64 requests in flight: low-water mark %d, want a batch (the test's premise)", highest)
+	}
+	inFlight.Store(8) // the 32 dispatched, others completed meanwhile: 8 PUBACKs are due
+	go func() {
+		time.Sleep(20 * time.Millisecond) // they come once the reader waits (bytes already there are read at once)
+		_, _ = srv.Write(bytes.Repeat(ack, 8))
+	}()
+	helds := rx.batch.helds
+	readN(t, rx, 8*len(ack), nil)
+	if rx.batch.helds != helds {
+		t.Error("the read of the last 8 PUBACKs waited out the batch delay: its mark counted requests whose PUBACKs the previous read returned")
+	}
+}

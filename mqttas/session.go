@@ -293,6 +293,7 @@ func (r *rxConn) waitReadable() error {
 }
 
 func (r *rxConn) Read(p []byte) (int, error) {
+	r.batch.prepare()
 	batching := r.batch.waiting()
 	switch {
 	case batching:
