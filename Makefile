@@ -33,7 +33,7 @@ SOAK_CLIENT ?= mqttas
 # More soak flags for make soak and make replay, e.g. SOAK_FLAGS='-shard 0/4 -run-id r1 -broker 127.0.0.1:1883'.
 SOAK_FLAGS ?=
 
-.PHONY: all deps c-driver durable-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image image-harness scale broker-image clean clean-containers
+.PHONY: fleet all deps c-driver durable-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image image-harness scale broker-image clean clean-containers
 
 all: test
 
@@ -117,6 +117,17 @@ SOAK_CRASH ?=
 soak: deps c-driver durable-driver
 	SOAK_CRASH=$(SOAK_CRASH) SOAK_DURATION=$(SOAK_DURATION) SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) SOAK_CLIENT=$(SOAK_CLIENT) \
 	  $(GO) run ./cmd/soak $(SOAK_FLAGS) -out $(REPORTS)/soak-$$(date +%Y%m%d-%H%M%S)
+
+# One soak split into FLEET_SHARDS shard processes (FLEET_CLIENTS clients each, FLEET_RATE msg/s, FLEET_DURATION) against
+# one broker, each under its own random link faults, merged by soak merge into one report: reports/fleet-<time>/merged/.
+# Exits non-zero unless every shard ran and the merged verdict is PASS.
+FLEET_SHARDS ?= 4
+FLEET_CLIENTS ?= 250
+FLEET_DURATION ?= 3m
+FLEET_RATE ?= 2
+fleet: deps
+	FLEET_SHARDS=$(FLEET_SHARDS) FLEET_CLIENTS=$(FLEET_CLIENTS) FLEET_DURATION=$(FLEET_DURATION) FLEET_RATE=$(FLEET_RATE) \
+	  REPORTS=$(REPORTS) GO=$(GO) scripts/fleet.sh
 
 # Replay a dropout trace: make replay TRACE=traces/ap-reboot.yaml (the trace sets the run's length).
 replay: deps c-driver durable-driver

@@ -43,6 +43,9 @@ client ids and topics carry the run id and the shard (soak-<id>-s<i>-c042, soak/
 its summary states its start and its clock; -broker host:port soaks through an external broker
 (which the shards share) instead of starting one.
 
+soak broker starts the broker a soak starts (max_queued_messages 0) for shards to share with
+-broker: it prints its address and runs until interrupted (make fleet runs one).
+
 soak merge joins the reports of the disjoint shards of one run into one verdict and one report
 (times lined up by each shard's start; the shards' clocks are taken to agree).
 

@@ -26,6 +26,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "render-k8s" {
 		return renderK8s(args[1:], stdout, newConsole(stderr))
 	}
+	if len(args) > 0 && args[0] == "broker" {
+		return brokerCmd(ctx, args[1:], stdout, newConsole(stderr))
+	}
 	if len(args) > 0 && args[0] == "merge" {
 		return merge(args[1:], stdout, newConsole(stderr), time.Now())
 	}
@@ -123,7 +126,7 @@ func merge(args []string, stdout io.Writer, con *console, now time.Time) int {
 		con.Printf("soak: %v", err)
 		return exitUsage
 	}
-	lres, _, err := soak.Merge(*out, dirs...)
+	lres, sum, err := soak.Merge(*out, dirs...)
 	if err != nil {
 		con.Printf("soak: %v", err)
 		if errors.Is(err, soak.ErrInput) {
@@ -133,7 +136,7 @@ func merge(args []string, stdout io.Writer, con *console, now time.Time) int {
 	}
 	res := &soak.Result{Ledger: lres}
 	printVerdict(con, res, filepath.Join(*out, report.IndexFile))
-	con.Printf("soak: merged %d shards into %s", len(dirs), filepath.Join(*out, report.IndexFile))
+	con.Printf("soak: merged %d shards into %s; clocks: %v", len(dirs), filepath.Join(*out, report.IndexFile), sum.Config["clock"])
 	fmt.Fprintln(stdout, res.Verdict())
 	return exitCode(res)
 }

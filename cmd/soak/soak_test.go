@@ -428,3 +428,27 @@ func TestShardFlags(t *testing.T) {
 		}
 	}
 }
+
+// soak broker starts the soak's broker, says where it is, and removes it (and its address file) when
+// its time is up; bad flags are a usage error.
+func TestBrokerCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	for _, args := range [][]string{{"broker", "extra"}, {"broker", "-for", "-1s"}, {"broker", "-bogus"}} {
+		if code := run(t.Context(), args, envOf(nil), &out, &errOut); code != exitUsage {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+	}
+	addrFile := filepath.Join(t.TempDir(), "broker.addr")
+	out.Reset()
+	errOut.Reset()
+	if code := run(t.Context(), []string{"broker", "-for", "3s", "-addr-file", addrFile}, envOf(nil), &out, &errOut); code != exitPass {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+	addr := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(addr, "127.0.0.1:") || !strings.Contains(errOut.String(), "max_queued_messages 0") {
+		t.Fatalf("stdout %q, stderr %q", addr, errOut.String())
+	}
+	if _, err := os.Stat(addrFile); !os.IsNotExist(err) {
+		t.Fatalf("the address file outlived the broker: %v", err)
+	}
+}

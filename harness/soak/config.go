@@ -141,6 +141,10 @@ func ParseShard(s string) (i, n int, err error) {
 // then show up as loss that the broker, not the client, caused. The soak tests the client: no limit.
 func brokerConfig() []string { return []string{"max_queued_messages 0"} }
 
+// BrokerConfig is what the soak adds to the harness's mosquitto.conf for its own broker, for a broker
+// that shards share (`soak broker`, or one configured to match).
+func BrokerConfig() []string { return brokerConfig() }
+
 // Settings are the run's parameters as the report records them.
 func (c Config) Settings() map[string]any {
 	m := map[string]any{
