@@ -241,6 +241,11 @@ func linkRateLimit(r *BenchReport) string {
 	if c, ok := r.median("harness.q0.cpu", PathLink); ok {
 		if dc, ok := r.median("harness.q0.cpu", PathDirect); ok {
 			out += fmt.Sprintf(", the clients and the link spending %s of CPU per message (direct %s) on the same %d CPUs", fmtUS1(c), fmtUS1(dc), r.Machine.Cores)
+			if c > dc {
+				// The link's own cost for this traffic: where it would saturate a whole core by itself.
+				out += fmt.Sprintf(": for this traffic the link costs %s per message, so a whole core of it forwards %s msg/s against the broker's %s",
+					fmtUS1(c-dc), fmtRate(1e6/(c-dc)), fmtRate(1e6/cpu))
+			}
 		}
 	}
 	return out
@@ -342,6 +347,8 @@ func (r *BenchReport) Markdown() string {
 		fmt.Sprintf("qos 1 with %d in flight: mqttas with %d goroutines publishing on one client, paho with a window of %d outstanding tokens; "+
 			"received msg/s by a qos 1 subscriber of the same library.", c.Window, c.Window, c.Window),
 		"lost + duplicated + reordered should be 0 everywhere: the broker never drops (`max_queued_messages 0`).",
+		"Stalls: `go run ./cmd/bench -trace FILE …` records the Go execution trace of the run; mqttas logs to it every batched read whose " +
+			"deadline fired with bytes waiting (`go tool trace -d=parsed FILE | grep mqttas.rxbatch`), beside the goroutines' blocking on the network.",
 	}
 	b.WriteString(tp.Markdown())
 	b.WriteString("\n")
