@@ -33,7 +33,7 @@ SOAK_CLIENT ?= mqttas
 # More soak flags for make soak and make replay, e.g. SOAK_FLAGS='-shard 0/4 -run-id r1 -broker 127.0.0.1:1883'.
 SOAK_FLAGS ?=
 
-.PHONY: fleet all deps c-driver durable-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare bench-go image image-harness scale broker-image clean clean-containers
+.PHONY: fleet all deps c-driver durable-driver test vet unit scenarios load fuzz fuzz-short soak replay bench compare compare-crash bench-go image image-harness scale broker-image clean clean-containers
 
 all: test
 
@@ -144,10 +144,16 @@ bench: deps
 
 # The fault scenarios through every client's adapter, the drivers' too: bench/results/compare.{md,json} (a verdict
 # table with one column per client, and the defects found with their evidence), then the README's tables.
-COMPARE_CLIENTS ?= mqttas,paho,python,node,c
+COMPARE_CLIENTS ?= mqttas,paho,python,node,c,mqttas-durable,paho-durable
 compare: deps c-driver durable-driver
 	$(GO) run ./cmd/bench $(BENCHFLAGS) -clients $(COMPARE_CLIENTS) compare
 	$(GO) run ./cmd/bench readme
+
+# The crash scenarios alone (client-kill, client-power-cut) for the crash-capable clients (mqttas and paho with
+# their stores on disk, in a child process): bench/results/crash/compare.{md,json} (committed).
+compare-crash: deps durable-driver
+	$(GO) run ./cmd/bench $(BENCHFLAGS) -clients mqttas-durable,paho-durable -scenarios client-kill,client-power-cut \
+	  -out bench/results/crash compare
 
 # The publish paths as Go benchmarks, with allocations.
 bench-go: deps

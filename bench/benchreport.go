@@ -356,6 +356,10 @@ func (r *BenchReport) Markdown() string {
 		b.WriteString(h.Markdown())
 		b.WriteString("\n")
 	}
+	if dt := r.durableTable(); len(dt.Rows) > 0 {
+		b.WriteString(dt.Markdown())
+		b.WriteString("\n")
+	}
 	ot := r.metricTable("Outage detection and recovery", false, "outage.")
 	ot.Notes = []string{"Through the harness's link (embedded Toxiproxy) and the client adapters. Settings: " + r.Settings + ".",
 		"silent: both directions blackholed, no FIN; the heal comes once a reconnection attempt has sent its CONNECT into the " +

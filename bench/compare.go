@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/clients/crashclient"
 	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/ledger"
@@ -151,6 +152,21 @@ type scenario struct {
 	run  func(ctx context.Context, e *env) (Verdict, error)
 }
 
+// crashClients are the clients each crash scenario runs for. Every other scenario runs for every client
+// but the crash-capable ones, which run only the crash scenarios.
+var crashClients = map[string][]string{
+	"client-kill":      {crashclient.NameMQTTAS, crashclient.NamePaho},
+	"client-power-cut": {crashclient.NameMQTTAS},
+}
+
+// runsFor reports whether the scenario runs for lib.
+func (sc scenario) runsFor(lib string) bool {
+	if cs, ok := crashClients[sc.name]; ok {
+		return slices.Contains(cs, lib)
+	}
+	return !isCrashLib(lib)
+}
+
 // env is what a scenario runs with: a fresh rig per scenario and client.
 type env struct {
 	r     *rig.Rig
@@ -184,7 +200,7 @@ func scenarios() []scenario {
 			return e.traffic(ctx, 1, 10*time.Millisecond, e.trial(tr))
 		}})
 	}
-	return append(out, []scenario{
+	return append(append(out, []scenario{
 		{"drop-pubacks+reset", "qos 1 at 100 msg/s; PUBACKs to the client dropped for 3 s, and the link reset 1 s into it", func(ctx context.Context, e *env) (Verdict, error) {
 			return e.traffic(ctx, 1, 10*time.Millisecond, func(ctx context.Context) (time.Time, time.Time, error) {
 				drop, err := e.r.Inject(ctx, faults.DropPubacks{})
@@ -212,7 +228,26 @@ func scenarios() []scenario {
 			return e.slowHandler(ctx, 6, 3*time.Second)
 		}},
 		{"backlog", "a persistent (clean session off) qos 1 subscriber is cut off (link down, 3–4 s) while 300 messages are published, then healed", func(ctx context.Context, e *env) (Verdict, error) { return e.backlog(ctx) }},
-	}...)
+	}...), crashScenarios()...)
+}
+
+// crashScenarios are the client crashes, for the crash-capable clients: what a client reported durable
+// before its process was killed, or its power cut, must arrive after its restart (a false success is one
+// that did not). The power cut runs only for a client whose driver can take one (paho's file store calls no
+// fsync, so the harness cannot tell what a cut would keep of it): see crashClients.
+func crashScenarios() []scenario {
+	crash := func(f faults.Fault) func(ctx context.Context, e *env) (Verdict, error) {
+		tr := faults.Trial{Fault: f, Hold: time.Second, Times: 3, Pause: 2 * time.Second}
+		return func(ctx context.Context, e *env) (Verdict, error) {
+			return e.traffic(ctx, 1, 10*time.Millisecond, e.trial(tr))
+		}
+	}
+	return []scenario{
+		{"client-kill", "qos 1 at 100 msg/s reported durable by a crash-capable client; its process SIGKILLed 3 times, each restarted on its store 1–2 s later, 2 s apart",
+			crash(faults.ClientKill{Share: 100})},
+		{"client-power-cut", "the same with power cuts: each kill also drops what the client wrote and did not fsync (mqttas-durable only: paho's file store calls no fsync)",
+			crash(faults.ClientPowerCut{Share: 100})},
+	}
 }
 
 // trial plays tr: its fault injected tr.Count() times, each held (see hold) and followed by tr.Pause
@@ -632,6 +667,9 @@ func RunCompare(ctx context.Context, cfg CompareConfig) (*CompareReport, error) 
 		for si, info := range rep.Scenarios {
 			sc := all[slices.IndexFunc(all, func(s scenario) bool { return s.name == info.Name })]
 			for _, lib := range ordered(cfg.Libs, round+si) {
+				if !sc.runsFor(lib) {
+					continue
+				}
 				v := runScenario(ctx, cfg, sc, lib)
 				v.Round = round + 1
 				if v.Error != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mqttas/mqttas-go/harness/clients/crashclient"
 	"github.com/mqttas/mqttas-go/harness/clients/procclient"
 	"github.com/mqttas/mqttas-go/mqttas"
 )
@@ -24,11 +25,16 @@ const (
 // Libs returns the libraries the bench measures, mqttas first.
 func Libs() []string { return []string{MQTTAS, Paho} }
 
-// CompareLibs returns the clients the compare can run: the two Go clients, then the out-of-process drivers
-// (Python paho-mqtt, MQTT.js, libmosquitto).
+// CompareLibs returns the clients the compare can run: the two Go clients, the out-of-process drivers
+// (Python paho-mqtt, MQTT.js, libmosquitto), then the crash-capable clients (mqttas and paho with their
+// stores on disk, in a child process), which run the crash scenarios only.
 func CompareLibs() []string {
-	return []string{MQTTAS, Paho, procclient.NamePython, procclient.NameNode, procclient.NameC}
+	return []string{MQTTAS, Paho, procclient.NamePython, procclient.NameNode, procclient.NameC,
+		crashclient.NameMQTTAS, crashclient.NamePaho}
 }
+
+// isCrashLib reports whether lib is a crash-capable client.
+func isCrashLib(lib string) bool { return lib == crashclient.NameMQTTAS || lib == crashclient.NamePaho }
 
 // ordered returns the libraries in the order round r runs them: mqttas first in even rounds, paho first in
 // odd ones, so neither always runs on a machine the other just warmed up (or loaded).

@@ -3,11 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/broker"
 	"github.com/mqttas/mqttas-go/harness/clients"
+	"github.com/mqttas/mqttas-go/harness/clients/crashclient"
 	"github.com/mqttas/mqttas-go/harness/clients/mqttasclient"
 	"github.com/mqttas/mqttas-go/harness/clients/pahoclient"
 	"github.com/mqttas/mqttas-go/harness/clients/procclient"
@@ -42,6 +44,7 @@ func (s Settings) Registry() clients.Registry {
 	pc := pahoclient.DefaultConfig()
 	pc.MaxReconnectInterval = s.ReconnectMax
 	reg := procclient.DefaultRegistry()
+	maps.Copy(reg, crashclient.DefaultRegistry())
 	reg[mqttasclient.Name], reg[pahoclient.Name] = mqttasclient.Factory(mc), pahoclient.Factory(pc)
 	return reg
 }

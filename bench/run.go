@@ -22,11 +22,12 @@ const (
 	SectionOutage  = "outage"
 	SectionIdle    = "idle"
 	SectionHarness = "harness"
+	SectionDurable = "durable"
 )
 
 // AllSections lists every section of RunBench.
 func AllSections() []string {
-	return []string{SectionQoS0, SectionQoS1Seq, SectionWindow, SectionHarness, SectionAllocs, SectionOutage, SectionIdle}
+	return []string{SectionQoS0, SectionQoS1Seq, SectionWindow, SectionHarness, SectionDurable, SectionAllocs, SectionOutage, SectionIdle}
 }
 
 // BenchConfig sizes a RunBench run. Zero fields take the defaults of DefaultBenchConfig.
@@ -40,6 +41,8 @@ type BenchConfig struct {
 	WindowMsgs  int      `json:"qos1_window_msgs"`
 	Window      int      `json:"qos1_window"`
 	AllocMsgs   int      `json:"alloc_msgs"` // qos 0 cases; qos 1 uses a quarter
+	// DurableMsgs is how many messages each durable run publishes (DurablePublishers).
+	DurableMsgs int `json:"durable_msgs,omitempty"`
 	// DownHold is how long the link refuses connections in the down trial (plus 0–1 s at random).
 	DownHold    time.Duration `json:"down_hold_ns"`
 	IdleClients int           `json:"idle_clients"`
@@ -57,7 +60,7 @@ type BenchConfig struct {
 // DefaultBenchConfig returns the sizes "make bench" uses: a few minutes on a 2-core machine.
 func DefaultBenchConfig() BenchConfig {
 	return BenchConfig{Rounds: 5, Libs: Libs(), Sections: AllSections(), PayloadSize: 64, QoS0Msgs: 100_000,
-		QoS1SeqMsgs: 5_000, WindowMsgs: 20_000, Window: 64, AllocMsgs: 20_000, DownHold: 2500 * time.Millisecond,
+		QoS1SeqMsgs: 5_000, WindowMsgs: 20_000, Window: 64, AllocMsgs: 20_000, DurableMsgs: 2_000, DownHold: 2500 * time.Millisecond,
 		IdleClients: 1000, IdleSettle: 3 * time.Second, Settings: DefaultSettings()}
 }
 
@@ -77,7 +80,7 @@ func (c *BenchConfig) fill() {
 		d int
 	}{{&c.PayloadSize, d.PayloadSize}, {&c.QoS0Msgs, d.QoS0Msgs},
 		{&c.QoS1SeqMsgs, d.QoS1SeqMsgs}, {&c.WindowMsgs, d.WindowMsgs}, {&c.Window, d.Window},
-		{&c.AllocMsgs, d.AllocMsgs}, {&c.IdleClients, d.IdleClients}} {
+		{&c.AllocMsgs, d.AllocMsgs}, {&c.DurableMsgs, d.DurableMsgs}, {&c.IdleClients, d.IdleClients}} {
 		if *p.v <= 0 {
 			*p.v = p.d
 		}
@@ -200,6 +203,9 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		}
 		if cfg.has(SectionHarness) {
 			benchHarness(ctx, rep, &cfg, addr, round, pid)
+		}
+		if cfg.has(SectionDurable) {
+			benchDurable(ctx, rep, &cfg, addr, round, libs, tmp)
 		}
 		if cfg.has(SectionAllocs) {
 			benchAllocs(ctx, rep, &cfg, addr, round, libs)
