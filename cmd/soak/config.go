@@ -47,7 +47,9 @@ soak broker starts the broker a soak starts (max_queued_messages 0) for shards t
 -broker: it prints its address and runs until interrupted (make fleet runs one).
 
 soak merge joins the reports of the disjoint shards of one run into one verdict and one report
-(times lined up by each shard's start; the shards' clocks are taken to agree).
+(times lined up by each shard's start; the shards' clocks are taken to agree), reading the shards'
+histories side by side and judging them online as it writes the merged one, in memory bounded by
+what is in flight, not by the messages (latency quantiles within 1%).
 
 soak render-k8s writes a trace as a Kustomize overlay for a fleet run (deploy/): Chaos Mesh
 NetworkChaos and Schedule objects (or with -workflow one Workflow, which keeps the trace's times) for

@@ -30,7 +30,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return brokerCmd(ctx, args[1:], stdout, newConsole(stderr))
 	}
 	if len(args) > 0 && args[0] == "merge" {
-		return merge(args[1:], stdout, newConsole(stderr), time.Now())
+		return merge(ctx, args[1:], stdout, newConsole(stderr), time.Now())
 	}
 	start := time.Now()
 	cfg, err := parseConfig(args, getenv, stderr, start)
@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // merge joins the reports of a run's shards into one verdict and report.
-func merge(args []string, stdout io.Writer, con *console, now time.Time) int {
+func merge(ctx context.Context, args []string, stdout io.Writer, con *console, now time.Time) int {
 	fs := flag.NewFlagSet("soak merge", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	out := fs.String("out", "", "report directory for the merged run (default reports/merge-<time>)")
@@ -126,7 +126,7 @@ func merge(args []string, stdout io.Writer, con *console, now time.Time) int {
 		con.Printf("soak: %v", err)
 		return exitUsage
 	}
-	lres, sum, err := soak.Merge(*out, dirs...)
+	m, err := soak.Merge(ctx, *out, dirs...)
 	if err != nil {
 		con.Printf("soak: %v", err)
 		if errors.Is(err, soak.ErrInput) {
@@ -134,9 +134,11 @@ func merge(args []string, stdout io.Writer, con *console, now time.Time) int {
 		}
 		return exitHarness
 	}
-	res := &soak.Result{Ledger: lres}
+	res := &soak.Result{Ledger: m.Result}
 	printVerdict(con, res, filepath.Join(*out, report.IndexFile))
-	con.Printf("soak: merged %d shards into %s; clocks: %v", len(dirs), filepath.Join(*out, report.IndexFile), sum.Config["clock"])
+	con.Printf("soak: merged online: %d messages held at most, %d first deliveries untimed, latency quantiles within %.0f%%",
+		m.Stats.MaxHeld, m.Untimed, 100*ledger.SketchAccuracy)
+	con.Printf("soak: merged %d shards into %s; clocks: %v", len(dirs), filepath.Join(*out, report.IndexFile), m.Summary.Config["clock"])
 	fmt.Fprintln(stdout, res.Verdict())
 	return exitCode(res)
 }

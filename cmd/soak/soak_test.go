@@ -338,7 +338,7 @@ func TestMergeCommand(t *testing.T) {
 	var stdout, errOut bytes.Buffer
 	if code := run(t.Context(), []string{"merge", "-out", out, dirs[0], dirs[1]}, envOf(nil), &stdout, &errOut); code != exitFail ||
 		strings.TrimSpace(stdout.String()) != "FAIL" || !strings.Contains(errOut.String(), "lost 1 ") ||
-		!strings.Contains(errOut.String(), "LOST p1 s1/t#4 never delivered to obs1") {
+		!strings.Contains(errOut.String(), "LOST p1 s1/t#4 never delivered to obs1") || !strings.Contains(errOut.String(), "merged online") {
 		t.Fatalf("merge: exit %d, stdout %q\n%s", code, stdout.String(), errOut.String())
 	}
 	if _, err := os.Stat(filepath.Join(out, report.IndexFile)); err != nil {
@@ -366,6 +366,20 @@ func TestMergeCommand(t *testing.T) {
 	}
 	if code := run(t.Context(), []string{"merge", "-out", out, t.TempDir()}, envOf(nil), &stdout, &errOut); code != exitUsage {
 		t.Fatalf("merge of no report: exit %d\n%s", code, errOut.String())
+	}
+	// A shard whose history is cut short: a usage error naming the file.
+	hist := filepath.Join(dirs[1], report.HistoryFile)
+	b, err := os.ReadFile(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hist, b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errOut.Reset()
+	if code := run(t.Context(), []string{"merge", "-out", out + "4", dirs[0], dirs[1]}, envOf(nil), &stdout, &errOut); code != exitUsage ||
+		!strings.Contains(errOut.String(), hist+": ledger: bad history: compressed") {
+		t.Fatalf("merge of a damaged shard: exit %d\n%s", code, errOut.String())
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,8 +27,10 @@ type MergeOptions struct {
 	// compressed history; buffer it.
 	History io.Writer
 	// Observe, if set, is called with every merged line once checked, for
-	// figures kept as the lines go by (a report's plot).
-	Observe func(Event)
+	// figures kept as the lines go by (a report's plot), and for a
+	// subscriber's first delivery of a message the check still held, the
+	// latency since its first invoke; -1 otherwise.
+	Observe func(ev Event, latency time.Duration)
 }
 
 // MergeStats are what MergeOnline counted on the way.
@@ -72,7 +73,6 @@ func MergeOnline(ctx context.Context, shards []Shard, o MergeOptions) (*Online, 
 	}
 	if o.History != nil {
 		m.w = bufio.NewWriterSize(o.History, 1<<16)
-		m.enc = json.NewEncoder(m.w)
 	}
 	if err := m.run(ctx); err != nil {
 		return nil, m.stats, err
@@ -86,7 +86,7 @@ type merger struct {
 	o      MergeOptions
 	online *Online
 	w      *bufio.Writer
-	enc    *json.Encoder
+	buf    []byte
 	stats  MergeStats
 
 	early   [][]shardLine  // per shard: windows and drops, by index, then numbered
@@ -294,7 +294,7 @@ func (m *merger) writeEarly() error {
 			if ev.Kind == KindUnsubscribe {
 				ev.Op += base
 			}
-			if err := m.emit(ev); err != nil {
+			if err := m.emit(ev, -1); err != nil {
 				return err
 			}
 		}
@@ -303,15 +303,16 @@ func (m *merger) writeEarly() error {
 }
 
 // emit writes a merged line and shows it to the observer.
-func (m *merger) emit(ev Event) error {
+func (m *merger) emit(ev Event, latency time.Duration) error {
 	m.stats.Lines++
-	if m.enc != nil {
-		if err := m.enc.Encode(ev); err != nil {
+	if m.w != nil {
+		m.buf = appendEventJSON(m.buf[:0], &ev)
+		if _, err := m.w.Write(m.buf); err != nil {
 			return fmt.Errorf("ledger: write merged history: %w", err)
 		}
 	}
 	if m.o.Observe != nil {
-		m.o.Observe(ev)
+		m.o.Observe(ev, latency)
 	}
 	return nil
 }
@@ -526,7 +527,7 @@ func (m *merger) event(k int, l shardLine) error {
 	if m.stats.Events%sweepEvery == 0 {
 		m.stats.MaxHeld = max(m.stats.MaxHeld, m.online.Held())
 	}
-	return m.emit(ev)
+	return m.emit(ev, m.online.lastLat)
 }
 
 // subscriber refuses a subscriber of shard k met in another shard before.

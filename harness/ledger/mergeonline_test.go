@@ -319,13 +319,22 @@ func TestMergeOnlineHoldsWhatIsInFlight(t *testing.T) {
 		texts = append(texts, written(t, l, true).Bytes())
 	}
 	_, files := shardsOf([]string{"0", "1"}, []time.Duration{0, 500 * time.Millisecond}, texts)
-	var lines int
-	o, st, err := MergeOnline(t.Context(), files, MergeOptions{History: io.Discard, Observe: func(Event) { lines++ }})
+	var lines, timed int
+	observe := func(ev Event, lat time.Duration) {
+		lines++
+		if lat >= 0 {
+			if ev.Kind != KindDeliver || lat != 2*time.Millisecond {
+				t.Fatalf("%v with latency %v", ev, lat)
+			}
+			timed++
+		}
+	}
+	o, st, err := MergeOnline(t.Context(), files, MergeOptions{History: io.Discard, Observe: observe})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := o.Result()
-	if !r.Valid() || r.Attempted != 2*n || r.Latency.N != 2*n || lines != st.Lines || st.Lines != 6*n+2 {
+	if !r.Valid() || r.Attempted != 2*n || r.Latency.N != 2*n || lines != st.Lines || st.Lines != 6*n+2 || timed != 2*n {
 		t.Fatalf("verdict %s, %d lines observed, stats %+v", r.Summary(), lines, st)
 	}
 	// A second and a half of messages (the linger, the shards' offset) and a sweep's worth, not 200,000.

@@ -3,8 +3,10 @@ package soak
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,10 +45,11 @@ func TestMergeShards(t *testing.T) {
 	a := shardReport(t, 0, t0.Add(40*time.Millisecond), false)
 	b := shardReport(t, 1, t0, true)
 	out := filepath.Join(t.TempDir(), "merged")
-	res, sum, err := Merge(out, a, b)
+	m, err := Merge(t.Context(), out, a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
+	res, sum := m.Result, m.Summary
 	want := ledger.ID{Publisher: "soak-run-s1-c0", Topic: "soak/run/s1/c0", Seq: 12}
 	if res.Valid() || len(res.Lost) != 1 || res.Lost[0].ID != want || res.Attempted != 120 || res.Delivered != 119 {
 		t.Fatalf("merged verdict %s, lost %v", res.Summary(), res.Lost)
@@ -55,16 +58,20 @@ func TestMergeShards(t *testing.T) {
 	if res.Lost[0].Invoked != 110*time.Millisecond || sum.Verdict != "FAIL" || sum.Lost != 1 || sum.Attempted != 120 {
 		t.Fatalf("lost %v, summary %s lost %d attempted %d", res.Lost, sum.Verdict, sum.Lost, sum.Attempted)
 	}
-	if !sum.Started.Equal(t0) {
-		t.Fatalf("merged start %v, want the earliest shard's %v", sum.Started, t0)
+	if !sum.Started.Equal(t0) || sum.Config["check"] != mergeCheck || m.Stats.Events != 120*3-1 || m.Untimed != 0 {
+		t.Fatalf("merged start %v, want the earliest shard's %v; config %v; stats %+v", sum.Started, t0, sum.Config, m.Stats)
 	}
-	// The merged report's history checks to the merged verdict.
+	// The merged report's history checks to the merged verdict (exactly: the merge's latency
+	// quantiles are within 1% of it).
 	again, err := Check(filepath.Join(out, report.HistoryFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Summary() != res.Summary() {
-		t.Fatalf("the merged history checks to %s, the merge to %s", again.Summary(), res.Summary())
+	exact, online := again.Latency, res.Latency
+	again.Latency, res.Latency = ledger.Quantiles{}, ledger.Quantiles{}
+	if again.Summary() != res.Summary() || exact.N != online.N || exact.Max != online.Max ||
+		math.Abs(float64(exact.P50-online.P50)) > 0.01*float64(exact.P50)+1 {
+		t.Fatalf("the merged history checks to %s %v, the merge to %s %v", again.Summary(), exact, res.Summary(), online)
 	}
 	for _, f := range []string{report.SummaryFile, report.IndexFile} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
@@ -72,10 +79,32 @@ func TestMergeShards(t *testing.T) {
 		}
 	}
 	// The same shard twice overlaps; a directory with no report is bad input.
-	if _, _, err := Merge(filepath.Join(t.TempDir(), "m"), a, a); !errors.Is(err, ErrInput) || !errors.Is(err, ledger.ErrOverlap) {
+	if _, err := Merge(t.Context(), filepath.Join(t.TempDir(), "m"), a, a); !errors.Is(err, ErrInput) || !errors.Is(err, ledger.ErrOverlap) {
 		t.Fatalf("a shard twice: %v", err)
 	}
-	if _, _, err := Merge(filepath.Join(t.TempDir(), "m"), t.TempDir()); !errors.Is(err, ErrInput) {
+	if _, err := Merge(t.Context(), filepath.Join(t.TempDir(), "m"), t.TempDir()); !errors.Is(err, ErrInput) {
 		t.Fatalf("no report: %v", err)
+	}
+	// A damaged history is bad input naming the file and the line, and leaves no merged history.
+	hist := filepath.Join(b, report.PlainHistoryFile)
+	text, err := os.ReadFile(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(text), "\n")
+	if err := os.WriteFile(hist, []byte(strings.Join(lines[:9], "")+"{\"i\":\n"+strings.Join(lines[9:], "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "m")
+	if _, err := Merge(t.Context(), bad, a, b); !errors.Is(err, ErrInput) || !errors.Is(err, ledger.ErrHistory) ||
+		!strings.Contains(err.Error(), hist+": line 10:") {
+		t.Fatalf("a damaged shard: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(bad, report.HistoryFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a failed merge left its history: %v", err)
+	}
+	os.Remove(hist)
+	if _, err := Merge(t.Context(), bad, a, b); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), filepath.Join(b, report.HistoryFile)) {
+		t.Fatalf("a shard without its history: %v", err)
 	}
 }

@@ -196,10 +196,11 @@ func TestFleetMergeReportsAShardsLoss(t *testing.T) {
 	if results[0].Verdict() != "PASS" || results[1].Verdict() != "FAIL" {
 		t.Fatalf("shard verdicts %s, %s", results[0].Verdict(), results[1].Verdict())
 	}
-	res, sum, err := Merge(filepath.Join(dir, "merged"), dirs...)
+	merged, err := Merge(t.Context(), filepath.Join(dir, "merged"), dirs...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	res, sum := merged.Result, merged.Summary
 	lost := distinctIDs(res.Lost, func(x ledger.Lost) ledger.ID { return x.ID })
 	if len(m.dropped) < 3 || !slices.Equal(lost, sorted(m.dropped, 0)) || res.Valid() || sum.Verdict != "FAIL" {
 		t.Fatalf("dropped %v, the merge lost %v (%s)", m.dropped, lost, sum.Verdict)
