@@ -498,7 +498,9 @@ func TestDriverStopsReadingStdin(t *testing.T) {
 	if err := r.c.Connect(ctxFor(t, failBound)); err != nil {
 		t.Fatal(err)
 	}
-	big := make([]byte, 4<<20) // far more than a pipe holds
+	// Eight times what a pipe holds (64 KiB), and no more: json.Marshal of a large payload is slow under the
+	// race detector (4 MiB took 2-4 s there, most of failBound, before the write even began).
+	big := make([]byte, 512<<10)
 	began := time.Now()
 	err := r.c.Publish(ctxFor(t, time.Minute), clients.Message{Topic: "t", Payload: big, QoS: 1})
 	if took := time.Since(began); took > failBound {
