@@ -76,6 +76,7 @@ type Client struct {
 	crashes   int64
 	cuts      int64
 	powerCuts bool // the driver has the power_cut capability
+	hello     procclient.Hello
 	closeErr  error
 }
 
@@ -150,9 +151,17 @@ func (c *Client) Connect(ctx context.Context) error {
 		return fmt.Errorf("crashclient: driver %s does not declare the %s capability", c.cfg.Driver.Name, procclient.CapDurable)
 	}
 	c.mu.Lock()
-	c.powerCuts = d.Hello().Has(procclient.CapPowerCut)
+	c.hello = d.Hello()
+	c.powerCuts = c.hello.Has(procclient.CapPowerCut)
 	c.mu.Unlock()
 	return nil
+}
+
+// Hello returns what the first driver said about itself (zero before Connect).
+func (c *Client) Hello() procclient.Hello {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hello
 }
 
 // Crash kills the driver at once; see clients.Crasher. A client that is still connecting after a restart

@@ -143,6 +143,9 @@ func TestDurableAcrossCrashes(t *testing.T) {
 		return true
 	})
 	clientstest.Eventually(t, time.Minute, "the last restart connected", cl.IsConnected)
+	if h := cl.Hello(); h.Library != "mqttas" || h.Protocol != 2 || !h.Has(procclient.CapPowerCut) {
+		t.Fatalf("hello %+v", h)
+	}
 	st := cl.Stats()
 	if st["crashes"] != 10 || st["power_cuts"] != 5 || st[clients.StatDurable] != int64(len(durable)) || st[clients.StatConnects] != 11 {
 		t.Fatalf("stats %v (durable %d, not sent %d)", st, len(durable), len(notSent))
