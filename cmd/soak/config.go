@@ -46,6 +46,9 @@ its summary states its start and its clock; -broker host:port soaks through an e
 soak broker starts the broker a soak starts (max_queued_messages 0) for shards to share with
 -broker: it prints its address and runs until interrupted (make fleet runs one).
 
+soak figures writes the scale figures of soak reports as JSON (messages, verdict, peak RSS,
+history bytes a message), from their summary.json and history.
+
 soak merge joins the reports of the disjoint shards of one run into one verdict and one report
 (times lined up by each shard's start; the shards' clocks are taken to agree), reading the shards'
 histories side by side and judging them online as it writes the merged one, in memory bounded by

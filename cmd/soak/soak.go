@@ -26,6 +26,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "render-k8s" {
 		return renderK8s(args[1:], stdout, newConsole(stderr))
 	}
+	if len(args) > 0 && args[0] == "figures" {
+		return figures(args[1:], stdout, newConsole(stderr))
+	}
 	if len(args) > 0 && args[0] == "broker" {
 		return brokerCmd(ctx, args[1:], stdout, newConsole(stderr))
 	}
@@ -232,7 +235,11 @@ func printVerdict(con *console, res *soak.Result, where string) {
 			con.Printf("soak:   … %d more lost (see %s)", len(l.Lost)-i, where)
 			break
 		}
-		con.Printf("soak: LOST %s\n%s", x, strings.Join(l.Context(x.ID, 2), "\n"))
+		ctx := l.Context(x.ID, 2)
+		if ctx == nil && res.Summary != nil && i < len(res.Summary.LostExamples) { // a streamed run's: from its history
+			ctx = res.Summary.LostExamples[i].Context
+		}
+		con.Printf("soak: LOST %s\n%s", x, strings.Join(ctx, "\n"))
 	}
 	for i, u := range l.Unexpected {
 		if i == 5 {

@@ -466,3 +466,44 @@ func TestBrokerCommand(t *testing.T) {
 		t.Fatalf("the address file outlived the broker: %v", err)
 	}
 }
+
+// soak figures reads a report's verdict, messages, peak memory and history size; a directory with no
+// report is a usage error.
+func TestFiguresCommand(t *testing.T) {
+	t0 := time.Now()
+	l := ledger.New(t0)
+	l.Subscribe("obs", "t/#", t0)
+	for i := range 40 {
+		x := ledger.ID{Publisher: "p", Topic: "t/a", Seq: uint64(i + 1)}
+		l.Complete(l.Invoke(x, t0), ledger.OK, t0, nil)
+		l.Deliver(ledger.Delivery{Subscriber: "obs", Topic: x.Topic, Payload: ledger.Encode(x, t0), QoS: 1, At: t0})
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, err := report.Write(dir, report.Run{Started: t0, Ledger: l, Config: map[string]any{"clients": 1, "peak_rss_bytes": 5 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, report.HistoryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "figures.json")
+	var stdout, errOut bytes.Buffer
+	if code := run(t.Context(), []string{"figures", "-o", out, dir}, envOf(nil), &stdout, &errOut); code != exitPass {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []runFigures
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Verdict != "PASS" || got[0].Messages != 40 || got[0].PeakRSSBytes != 5<<20 ||
+		got[0].HistoryBytes != fi.Size() || got[0].BytesPerMessage != float64(fi.Size())/40 {
+		t.Fatalf("figures %+v (history %d bytes)", got, fi.Size())
+	}
+	if code := run(t.Context(), []string{"figures", t.TempDir()}, envOf(nil), &stdout, &errOut); code != exitUsage {
+		t.Fatalf("no report: exit %d", code)
+	}
+}

@@ -17,7 +17,8 @@ var ErrFinished = errors.New("ledger: streaming ledger already finished")
 type StreamOptions struct {
 	// History, if set, receives every history line as it is recorded, JSON lines as WriteJSONL writes
 	// them but in record order with the subscription windows and drops where they happened (ReadJSONL,
-	// ReadOnline and Merge read it). Wrap a file in a gzip.Writer for a compressed history. Writes are
+	// ReadOnline and Merge read it); a completion of an attempt after its first, which changes nothing
+	// (only the first counts), is not written. Wrap a file in a gzip.Writer for a compressed history. Writes are
 	// made under the ledger's lock: buffer it.
 	History io.Writer
 	// Horizon is the online check's (see Online); 0 means DefaultHorizon.

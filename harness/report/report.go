@@ -128,6 +128,9 @@ func Write(dir string, run Run) (Summary, error) {
 		if n := len(an.entries); n > 0 {
 			h.last = max(h.last, an.entries[n-1].At)
 		}
+		if err := an.streamedContext(filepath.Join(dir, an.history)); err != nil {
+			return an.summary, err
+		}
 	} else {
 		an.history = historyFile(run)
 		var err error

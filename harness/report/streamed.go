@@ -1,6 +1,8 @@
 package report
 
 import (
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/mqttas/mqttas-go/harness/ledger"
@@ -138,4 +140,30 @@ func (s *Series) buckets(span time.Duration) (time.Duration, []bucket) {
 		}
 	}
 	return width, out
+}
+
+// streamedContext fills the counterexamples' context from a streamed history (a pass over it, only
+// when there is something to show), as a kept ledger's Result would.
+func (an *analysis) streamedContext(path string) error {
+	s, r := &an.summary, an.result
+	if len(s.LostExamples) == 0 && len(s.UnexpectedExamples) == 0 {
+		return nil
+	}
+	r.Lost, r.Unexpected = r.Lost[:len(s.LostExamples)], r.Unexpected[:len(s.UnexpectedExamples)]
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	lost, unexpected, err := ledger.HistoryContext(f, &r, contextRadius)
+	if err != nil {
+		return fmt.Errorf("report: the counterexamples' context: %w", err)
+	}
+	for i := range s.LostExamples {
+		s.LostExamples[i].Context = lost[i]
+	}
+	for i := range s.UnexpectedExamples {
+		s.UnexpectedExamples[i].Context = unexpected[i]
+	}
+	return nil
 }

@@ -77,6 +77,12 @@ func TestStreamedRun(t *testing.T) {
 	if len(s.Faults) != 1 || len(s.LostExamples) != 1 || !strings.Contains(s.LostExamples[0].What, "t/a#701") {
 		t.Fatalf("faults %v, lost examples %v", s.Faults, s.LostExamples)
 	}
+	// The context comes from the streamed history: the message's invoke and ok, marked, and its neighbours.
+	ctx := strings.Join(s.LostExamples[0].Context, "\n")
+	if marks := strings.Count(ctx, "\n> ") + strings.Count(ctx[:2], "> "); marks != 2 || !strings.Contains(ctx, "p t/a#700") ||
+		!strings.Contains(ctx, "ok         p t/a#701") {
+		t.Fatalf("context of the lost message:\n%s", ctx)
+	}
 	page := string(readFile(t, filepath.Join(dir, IndexFile)))
 	if !strings.Contains(page, "<svg") || !strings.Contains(page, `href="`+HistoryFile+`"`) || !strings.Contains(page, "per 400ms bucket") {
 		t.Fatalf("page: svg %t, link %t, bucket %t", strings.Contains(page, "<svg"), strings.Contains(page, HistoryFile), strings.Contains(page, "per 400ms bucket"))
