@@ -245,14 +245,16 @@ func ReadmeBench(r *BenchReport) string {
 	return b.String()
 }
 
-// ReadmeCompare renders the README's compare section from a saved report: its provenance, the goals
-// table and each client's verdicts.
+// ReadmeCompare renders the README's compare section from a saved report: its provenance, the verdict
+// table with one column per client, the goals table and each client's verdicts.
 func ReadmeCompare(r *CompareReport) string {
 	var b strings.Builder
 	b.WriteString(provenance("make compare", r.Command, ResultsDir+"/"+CompareFile, r.Machine, r.Duration))
 	fmt.Fprintf(&b, "Each scenario ran %d times per client; counts are summed over the rounds, times are median [min–max] "+
 		"(the scenarios, paho's known gaps and every run: [`%s/compare.md`](%s/compare.md)).\n\n",
 		r.Config.Rounds, ResultsDir, ResultsDir)
+	b.WriteString(r.MatrixTable().Markdown())
+	b.WriteString("\n")
 	b.WriteString(GoalsTable("Goals of `make compare`", r.Goals).Markdown())
 	for _, lib := range r.Config.Libs {
 		b.WriteString("\n")

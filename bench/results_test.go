@@ -139,7 +139,7 @@ func TestResultsRoundTrip(t *testing.T) {
 	}
 	cmd := ReadmeCompare(cl)
 	for _, want := range []string{"Measured by `make compare` (`go run ./cmd/bench compare`)", "### Goals of `make compare`",
-		"### Verdicts: mqttas", "### Verdicts: paho", "| reset | 1000 | 1000 | 0 | 0 | 1 | 2 |"} {
+		"### Verdicts, one column per client", "### Verdicts: mqttas", "### Verdicts: paho", "| reset | 1000 | 1000 | 0 | 0 | 1 | 2 |"} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("the compare section lacks %q:\n%s", want, cmd)
 		}
