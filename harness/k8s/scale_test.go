@@ -20,6 +20,8 @@ type scaleResults struct {
 	BrokerUs     float64 `json:"broker_cpu_us_per_message"`
 	MergeUs      float64 `json:"merge_cpu_us_per_event"`
 	MergeBytes   float64 `json:"merge_rss_bytes_per_event"`
+	MergeKiB     float64 `json:"merge_rss_kib_per_client"`
+	MergeFixed   float64 `json:"merge_fixed_rss_kib"`
 	HistoryBytes float64 `json:"history_bytes_per_event"`
 	Deliveries   float64 `json:"deliveries_per_publication"`
 	Plan         struct {
@@ -70,6 +72,8 @@ func TestScaleDocQuotesTheResults(t *testing.T) {
 		fmt.Sprintf("| %.1f µs |", r.BrokerUs),
 		fmt.Sprintf("| %.1f µs |", r.MergeUs),
 		fmt.Sprintf("| %s bytes |", thousands(int(r.MergeBytes+0.5))),
+		fmt.Sprintf("| %.1f KiB |", r.MergeKiB),
+		fmt.Sprintf("| %.1f MiB |", r.MergeFixed/1024),
 		fmt.Sprintf("| %.1f bytes |", r.HistoryBytes),
 		fmt.Sprintf("**%d MiB**", r.Plan.PodMemoryMiB),
 		fmt.Sprintf("**%.2f core**", r.Plan.PodCPU),

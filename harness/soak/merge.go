@@ -29,8 +29,7 @@ type Merged struct {
 
 // mergeCheck is what the merged report says of its verdict.
 const mergeCheck = "online, as the shards' histories were merged (ledger.MergeOnline): memory bounded by what was in " +
-	"flight; latency quantiles within 1% (N and max exact); the examples carry no history context (look their ids up in " +
-	"the merged history); the shards' timelines and fault windows stay in their own reports"
+	"flight; latency quantiles within 1% (N and max exact); the shards' timelines and fault windows stay in their own reports"
 
 // Merge joins the reports of the shards of one run (each a soak's -out directory) into one verdict and
 // one report written to out. Each shard's times are moved by the difference between its start and the
@@ -41,8 +40,8 @@ const mergeCheck = "online, as the shards' histories were merged (ledger.MergeOn
 // verdict and the latencies are each shard's own. The shards must be disjoint (ledger.ErrOverlap
 // otherwise). The histories are merged as they are read (ledger.MergeOnline), in memory bounded by
 // what was in flight and by the clients and topics, not by the messages: the merged report's history
-// is written as it goes and its verdict judged online (latency quantiles within 1%, no history context
-// beside the examples). The shards' timelines and fault windows stay in their own reports.
+// is written as it goes and its verdict judged online (latency quantiles within 1%). The shards'
+// timelines and fault windows stay in their own reports.
 func Merge(ctx context.Context, out string, dirs ...string) (*Merged, error) {
 	if len(dirs) == 0 {
 		return nil, fmt.Errorf("%w: no shard to merge", ErrInput)
