@@ -1,7 +1,7 @@
 // Package faults is the one place a fault of the harness is defined, on the model of Toxiproxy's toxics:
-// each fault is a small type in this package (one file per family: link.go, packets.go, broker.go) with
-// its name, its parameters as typed fields, their validation, how to inject and heal it, and how a random
-// schedule draws it. Each file registers its faults once, and everything else comes from that registry:
+// each fault is a small type in this package (one file per family: link.go, packets.go, broker.go,
+// client.go) with its name, its parameters as typed fields, their validation, how to inject and heal it,
+// and how a random schedule draws it. Each file registers its faults once, and everything else comes from that registry:
 // the trace format (Parse, Params), the random schedules (Mix, Draw), the scenarios' fault tables and the
 // client comparison (Trial). Adding a fault is one new file with its test.
 //
