@@ -62,8 +62,9 @@ type Placed struct {
 }
 
 // Placement says where f is made in a fleet run. Faults with a Chaos Mesh equivalent on the network are
-// rendered as Chaos Mesh; every other link and packet fault stays in the pod (so a new fault of the
-// registry is in the pod until it is given a Chaos Mesh action here); broker faults are not rendered.
+// rendered as Chaos Mesh; every other link and packet fault, and the client faults, stay in the pod (so a
+// new fault of the registry is in the pod until it is given a Chaos Mesh action here); broker faults are
+// not rendered.
 func Placement(f faults.Fault) Placed {
 	switch f.(type) {
 	case faults.Latency:
@@ -80,6 +81,10 @@ func Placement(f faults.Fault) Placed {
 			"connect, a stream cut into pieces): the soak's Toxiproxy link makes it"}
 	case faults.FamilyPackets:
 		return Placed{Where: InPod, Why: "it picks MQTT packets by type, which Chaos Mesh cannot see: the soak's link makes it"}
+	case faults.FamilyClient:
+		return Placed{Where: InPod, Why: "it kills the clients' own processes, which only the soak in the shard pod runs, so that soak " +
+			"makes it; it needs a crash-capable client (-client mqttas-durable), whose driver (drivers/durable) the harness image " +
+			"does not carry yet"}
 	}
 	return Placed{Where: NotRendered, Why: "it acts on the broker's process, which every shard shares (the Mosquitto " +
 		"Deployment or an external cluster), so no shard may; a Chaos Mesh PodChaos on the broker would (not rendered)"}
