@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,12 @@ func TestMergeShards(t *testing.T) {
 	}
 	if !sum.Started.Equal(t0) || sum.Config["check"] != mergeCheck || m.Stats.Events != 120*3-1 || m.Untimed != 0 {
 		t.Fatalf("merged start %v, want the earliest shard's %v; config %v; stats %+v", sum.Started, t0, sum.Config, m.Stats)
+	}
+	// The lost message's example shows the merged history's lines about it.
+	if len(sum.LostExamples) != 1 || !slices.ContainsFunc(sum.LostExamples[0].Context, func(l string) bool {
+		return strings.HasPrefix(l, "> ") && strings.Contains(l, want.String())
+	}) {
+		t.Fatalf("lost examples %+v", sum.LostExamples)
 	}
 	// The merged report's history checks to the merged verdict (exactly: the merge's latency
 	// quantiles are within 1% of it).
