@@ -148,13 +148,18 @@ func fakeDriver(mode string) int {
 func fakeConfig(mode string) Config {
 	return Config{
 		Name: "fake-" + mode, Command: []string{os.Args[0]}, Env: []string{fakeEnv + "=" + mode, "GORACE=atexit_sleep_ms=0"}, // -race sleeps 1 s at exit by default
-		StartTimeout: 2 * time.Second, Heartbeat: 50 * time.Millisecond, HangTimeout: 500 * time.Millisecond,
-		CloseTimeout: time.Second,
+		// The fake is this race-built test binary: on a loaded machine its start-up alone took over 2 s.
+		StartTimeout: fakeStart, Heartbeat: 50 * time.Millisecond, HangTimeout: 500 * time.Millisecond,
+		CloseTimeout: 3 * time.Second,
 	}
 }
 
-// Bound on how long any misbehaviour may take to surface.
-const failBound = 5 * time.Second
+// fakeStart bounds a fake driver's start-up, and failBound how long any misbehaviour may take to surface:
+// the slowest, a driver that never answers hello, is seen at fakeStart.
+const (
+	fakeStart = 8 * time.Second
+	failBound = fakeStart + 2*time.Second
+)
 
 type fakeRun struct {
 	t    *testing.T
