@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttas/mqttas-go/harness/faults"
 	"github.com/mqttas/mqttas-go/harness/proxy"
 	"github.com/mqttas/mqttas-go/harness/schedule"
 )
@@ -162,6 +163,11 @@ func (f *proxyFlags) config() (proxy.Config, error) {
 		s, err := schedule.Load(f.trace)
 		if err != nil {
 			return cfg, usagef("%v", err)
+		}
+		for _, e := range s.Faults {
+			if e.Fault.Family() == faults.FamilyClient {
+				return cfg, usagef("%s: %s: the proxy fronts real devices, whose processes it cannot crash (client faults are the soak's, for its crash-capable clients)", f.trace, e.Fault)
+			}
 		}
 		cfg.Schedule = s
 	case f.duration > 0:

@@ -87,6 +87,7 @@ func TestProxyCommandBadInput(t *testing.T) {
 	}{
 		{"malformed trace", []string{"--trace", bad}, exitUsage, "bad.yaml:4"},
 		{"missing trace", []string{"--trace", filepath.Join(dir, "none.yaml")}, exitUsage, "none.yaml"},
+		{"client crash", []string{"--trace", "../../traces/client-crash.yaml"}, exitUsage, "whose processes it cannot crash"},
 		{"port in use", []string{"--listen", busy.Addr().String(), "--broker", "127.0.0.1:" + strconv.Itoa(dead)}, exitCannotStart, "in use"},
 		{"unreachable broker", []string{"--listen", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--broker", "127.0.0.1:" + strconv.Itoa(dead)},
 			exitCannotStart, "does not answer"},

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -26,10 +27,26 @@ var shares = []int{10, 25, 50, 100}
 // clientFault is what the client faults share: healing one restarts the clients it killed.
 type clientFault struct{}
 
-func (clientFault) Family() Family                           { return FamilyClient }
-func (clientFault) OneShot() bool                            { return false }
-func (clientFault) Trial() Trial                             { return Trial{} }
-func (clientFault) Heal(ctx context.Context, t Target) error { return t.Clients.Restart(ctx) }
+func (clientFault) Family() Family { return FamilyClient }
+func (clientFault) OneShot() bool  { return false }
+func (clientFault) Trial() Trial   { return Trial{} }
+func (clientFault) Heal(ctx context.Context, t Target) error {
+	if t.Clients == nil {
+		return ErrNoClients
+	}
+	return t.Clients.Restart(ctx)
+}
+
+// ErrNoClients is returned by a client fault on a target without clients to crash (the proxy's: it fronts
+// real devices).
+var ErrNoClients = errors.New("faults: no clients to crash here (client faults need the harness's own crash-capable clients)")
+
+func crash(t Target, share int, powerCut bool) error {
+	if t.Clients == nil {
+		return ErrNoClients
+	}
+	return t.Clients.Crash(context.Background(), share, powerCut)
+}
 
 func validShare(fault string, share int) error {
 	if share < 1 || share > 100 {
@@ -53,10 +70,8 @@ func (f ClientKill) String() string { return Format(f) }
 func (f ClientKill) Validate() error {
 	return validShare(f.Name(), f.Share)
 }
-func (f ClientKill) Draw(r *rand.Rand) Fault { f.Share = drawShare(r); return f }
-func (f ClientKill) Inject(ctx context.Context, t Target) error {
-	return t.Clients.Crash(ctx, f.Share, false)
-}
+func (f ClientKill) Draw(r *rand.Rand) Fault                  { f.Share = drawShare(r); return f }
+func (f ClientKill) Inject(_ context.Context, t Target) error { return crash(t, f.Share, false) }
 func (ClientKill) Mix() Mix {
 	return Mix{Weight: 0, OptIn: 30, Min: 500 * time.Millisecond, Max: 5 * time.Second,
 		Why: "the client's process killed (SIGKILL) and restarted 0.5–5 s later; opt-in (soak -crash)"}
@@ -74,10 +89,8 @@ func (f ClientPowerCut) String() string { return Format(f) }
 func (f ClientPowerCut) Validate() error {
 	return validShare(f.Name(), f.Share)
 }
-func (f ClientPowerCut) Draw(r *rand.Rand) Fault { f.Share = drawShare(r); return f }
-func (f ClientPowerCut) Inject(ctx context.Context, t Target) error {
-	return t.Clients.Crash(ctx, f.Share, true)
-}
+func (f ClientPowerCut) Draw(r *rand.Rand) Fault                  { f.Share = drawShare(r); return f }
+func (f ClientPowerCut) Inject(_ context.Context, t Target) error { return crash(t, f.Share, true) }
 func (ClientPowerCut) Mix() Mix {
 	return Mix{Weight: 0, OptIn: 20, Min: 500 * time.Millisecond, Max: 5 * time.Second,
 		Why: "the client's power cut (SIGKILL, its unsynced writes dropped) and back 0.5–5 s later; opt-in (soak -crash)"}

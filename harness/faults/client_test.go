@@ -78,6 +78,14 @@ func TestClientFaults(t *testing.T) {
 			}
 		})
 	}
+	for _, f := range []Fault{ClientKill{Share: 10}, ClientPowerCut{Share: 10}} {
+		if err := f.Inject(t.Context(), Target{Link: ft, Broker: ft}); !errors.Is(err, ErrNoClients) {
+			t.Fatalf("%s without clients: %v", f, err)
+		}
+		if err := f.Heal(t.Context(), Target{Link: ft, Broker: ft}); !errors.Is(err, ErrNoClients) {
+			t.Fatalf("%s heal without clients: %v", f, err)
+		}
+	}
 	if got := CrashNames(); !slices.Equal(got, []string{"client-kill", "client-power-cut"}) {
 		t.Fatalf("crash names %v", got)
 	}
