@@ -15,7 +15,10 @@
 //     nothing durable; the closest is Publish's return, by which paho has put the message in its store
 //     (persistOutbound runs inside Publish), so the driver answers then, with durable: true. paho's
 //     FileStore never calls fsync (filestore.go: create, write, close, rename), so it does not declare
-//     the power_cut capability: the harness cuts power only where it can tell what an fsync covered.
+//     the power_cut capability: the harness cuts power only where it can tell what an fsync covered. With a
+//     clean session (the options' CleanSession, which the driver passes on) paho empties its store at every
+//     connection (client.go: persist.Reset when CleanSession), so what it stored before a kill is not sent
+//     after the restart; only CleanSession false, its documented setting for reliable qos 1, keeps it.
 //
 // connect's settings: "store" (required), the store's directory, which the driver creates; and "after",
 // how the last run on that store ended: "kill" or "" keeps what it wrote, "power-cut" first undoes its
