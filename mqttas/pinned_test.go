@@ -34,8 +34,10 @@ func TestPort_PacketIDWrapSkipsIDsInFlight(t *testing.T) {
 		}
 	}
 	// Waited for before looking: a wait on the broker while 65534 packets arrive would rescan them all.
-	afterErr := c.Publish(fbCtx(t, 5*time.Second), "after-wrap", nil, false, 1)
-	p := b.MustWait(t, 0, 5*time.Second, "the PUBLISH after the wrap", fbType(typePublish), fbTopic("after-wrap"))
+	// The fake broker may still be reading the 65534 under the race detector on a loaded machine: bounds of
+	// 30 s, not 5 (ResponseTime is a minute, so waiting longer changes nothing the test checks).
+	afterErr := c.Publish(fbCtx(t, 30*time.Second), "after-wrap", nil, false, 1)
+	p := b.MustWait(t, 0, 30*time.Second, "the PUBLISH after the wrap", fbType(typePublish), fbTopic("after-wrap"))
 	if p.ID != held+1 {
 		t.Fatalf("after the wrap the id is %d, want %d: 0 is never used and %d is still in flight", p.ID, held+1, held)
 	}

@@ -80,22 +80,29 @@ func TestReadBatchingEngagesOnAStreamAndStopsWhenItPauses(t *testing.T) {
 	for i := range want {
 		want[i] = byte(i * 7)
 	}
-	go func() {
-		// 400-byte writes, five 80-byte packets each (as a broker forwarding a burst): a stream of small
-		// packets fast enough to fill a batch per delay even under the race detector.
-		for off := 0; off < total; off += 400 {
-			if _, err := srv.Write(want[off:min(off+400, total)]); err != nil {
-				return
-			}
-		}
-	}()
+	// The stream must come fast enough to fill a batch per delay, which a writer descheduled on a loaded
+	// machine does not: up to three streams, the mark reaching its cap in one of them.
 	var highest int
-	got := readN(t, rx, total, &highest)
-	if !bytes.Equal(got, want) {
-		t.Fatal("bytes read through batching differ from those written")
+	for attempt := 1; attempt <= 3 && highest < maxBatchBytes; attempt++ {
+		go func() {
+			// 400-byte writes, five 80-byte packets each (as a broker forwarding a burst): a stream of small
+			// packets fast enough to fill a batch per delay even under the race detector.
+			for off := 0; off < total; off += 400 {
+				if _, err := srv.Write(want[off:min(off+400, total)]); err != nil {
+					return
+				}
+			}
+		}()
+		got := readN(t, rx, total, &highest)
+		if !bytes.Equal(got, want) {
+			t.Fatal("bytes read through batching differ from those written")
+		}
+		if highest < maxBatchBytes {
+			t.Logf("stream %d: the low-water mark reached %d", attempt, highest)
+		}
 	}
 	if highest < maxBatchBytes {
-		t.Errorf("low-water mark reached %d during a 256 KiB stream of 400-byte writes, want %d", highest, maxBatchBytes)
+		t.Errorf("low-water mark reached %d during three 256 KiB streams of 400-byte writes, want %d", highest, maxBatchBytes)
 	}
 	// The stream pauses; a lone packet arrives later. Batching must have stopped by then (the deadline
 	// fired with nothing waiting), so the packet is read as such, not after a batch's deadline.
