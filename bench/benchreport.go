@@ -205,14 +205,23 @@ func aheadGoal(r *BenchReport) Goal {
 	return g
 }
 
-// linkLatencyLimit splits what the link adds to the p50 between Toxiproxy and the tap.
+// linkLatencyLimit splits what the link adds to the p50 between the hop itself (a plain relay in the same
+// place), Toxiproxy and the tap.
 func linkLatencyLimit(r *BenchReport) string {
 	tp, ok1 := r.median("harness.seq.p50_added", PathToxiproxy)
 	d, ok2 := r.median("harness.seq.p50", PathDirect)
 	if !ok1 || !ok2 {
 		return ""
 	}
-	out := fmt.Sprintf("Toxiproxy alone adds %s (each direction a chain of goroutines handing chunks over channels), the tap the rest; direct p50 %s",
+	out := ""
+	if rl, ok := r.median("harness.seq.p50_added", PathRelay); ok {
+		out = fmt.Sprintf("a plain relay in the same place adds %s (a goroutine per direction copying: one more pass through loopback "+
+			"and a thread woken per direction, what any proxy hop costs on this machine); ", fmtUS1(rl))
+		if l, ok := r.median("harness.seq.p50_added", PathLink); ok {
+			out = fmt.Sprintf("%sbeyond it the link adds %s; ", out, fmtUS1(l-rl))
+		}
+	}
+	out += fmt.Sprintf("Toxiproxy alone adds %s (each direction a chain of goroutines handing chunks over channels), the tap the rest; direct p50 %s",
 		fmtUS1(tp), fmtUS(d))
 	if c, ok := r.median("harness.seq.cpu_added", PathLink); ok {
 		out += fmt.Sprintf("; the link costs %s of CPU per message", fmtUS1(c))
@@ -232,6 +241,9 @@ func linkRateLimit(r *BenchReport) string {
 		fmtRate(sat), fmtRatio(sat*cpu/1e6), fmtRate(1e6/cpu))
 	if d, ok := r.median("harness.q0.of_ceiling", PathDirect); ok {
 		out += fmt.Sprintf("; direct in the same rounds %s of the ceiling", fmtPct(d))
+	}
+	if rl, ok := r.median("harness.q0.of_ceiling", PathRelay); ok {
+		out += fmt.Sprintf(", through a plain relay %s", fmtPct(rl))
 	}
 	wait, ok1 := r.median("harness.q0.broker_wait", PathLink)
 	idle, ok2 := r.median("harness.q0.broker_idle", PathLink)
@@ -403,7 +415,7 @@ func (r *BenchReport) Markdown() string {
 // harnessTable renders the harness-overhead rows: one column per path, the ledger's figures in a column
 // of their own.
 func (r *BenchReport) harnessTable() *Table {
-	cols := []string{PathDirect, PathToxiproxy, PathLink, LedgerName}
+	cols := []string{PathDirect, PathRelay, PathToxiproxy, PathLink, LedgerName}
 	t := &Table{Title: "Harness overhead", Header: append([]string{"measurement"}, cols...)}
 	for _, m := range r.Metrics {
 		if !strings.HasPrefix(m.ID, "harness.") {
@@ -417,7 +429,8 @@ func (r *BenchReport) harnessTable() *Table {
 	}
 	t.Notes = []string{
 		"What every soak and scenario pays for the harness: the client under test speaks to the broker through the link " +
-			"(the embedded Toxiproxy with the MQTT tap, no fault applied); Toxiproxy alone (no toxic) tells the tap's share.",
+			"(the embedded Toxiproxy with the MQTT tap, no fault applied); Toxiproxy alone (no toxic) tells the tap's share, " +
+			"and a plain relay (a goroutine per direction copying through a buffer) what any proxy hop in that place costs on this machine.",
 		"qos 1 sequential: mqttas, one Publish at a time, the publisher through the path and the subscriber direct; CPU is this " +
 			"process's (both clients and the proxy, which runs in it) per message. Added: path − direct in the same round.",
 		"qos 0 through the path: mqttas's publisher and subscriber both through it, as the qos 0 row above; the broker's ceiling is a " +

@@ -19,9 +19,12 @@ import (
 
 // The paths of the harness-overhead section: what the client under test talks to in every soak and
 // scenario (the link: the embedded Toxiproxy with the MQTT tap), Toxiproxy alone (to tell the tap's share),
-// and the direct connection they are compared with.
+// a plain relay (to tell what any proxy hop costs on the machine), and the direct connection they are
+// compared with.
 const (
-	PathDirect    = "direct"
+	PathDirect = "direct"
+	// PathRelay is the plainest proxy (relay.go): the floor of any hop a proxy adds on this machine.
+	PathRelay     = "plain relay"
 	PathToxiproxy = "Toxiproxy alone"
 	PathLink      = "link (Toxiproxy + tap)"
 	// LedgerName keys the ledger's figures.
@@ -30,7 +33,7 @@ const (
 
 // linkPaths lists the paths through the link in the order a round runs them (direct is measured first
 // in even rounds and last in odd ones, like the clients).
-func linkPaths() []string { return []string{PathToxiproxy, PathLink} }
+func linkPaths() []string { return []string{PathRelay, PathToxiproxy, PathLink} }
 
 // proxyPath is a running proxy in front of upstream: Toxiproxy alone or the link.
 type proxyPath struct {
@@ -43,6 +46,12 @@ func startPath(ctx context.Context, path, upstream string) (proxyPath, error) {
 	switch path {
 	case PathDirect:
 		return proxyPath{addr: upstream, close: func() {}}, nil
+	case PathRelay:
+		r, err := startRelay(ctx, upstream)
+		if err != nil {
+			return proxyPath{}, err
+		}
+		return proxyPath{addr: r.Addr(), close: func() { _ = r.Close() }}, nil
 	case PathLink:
 		l, err := link.New(ctx, upstream)
 		if err != nil {
@@ -154,6 +163,8 @@ func benchHarness(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr 
 
 func pathTag(path string) string {
 	switch path {
+	case PathRelay:
+		return "relay"
 	case PathToxiproxy:
 		return "toxiproxy"
 	case PathLink:

@@ -63,7 +63,7 @@ func TestSmokeBench(t *testing.T) {
 	within("qos0.lost", ToolsName, 0, 0)
 	within("qos0.broker_wait", MQTTAS, 0, 100)
 	within("qos0.broker_idle", MQTTAS, 0, 100)
-	for _, path := range []string{PathDirect, PathToxiproxy, PathLink} {
+	for _, path := range []string{PathDirect, PathRelay, PathToxiproxy, PathLink} {
 		within("harness.seq.p50", path, 1, 1e5) // µs
 		within("harness.seq.cpu", path, 0.1, 1e5)
 		within("harness.q0.rate", path, 100, 1e7)
