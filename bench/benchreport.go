@@ -165,8 +165,15 @@ func floorLimit(r *BenchReport) string {
 		return ""
 	}
 	out := "raw-socket floor " + raw.Format(fmtUS) + " (one goroutine each doing blocking reads and writes, no client library)"
+	if h := Summarize(differences(m.Values[RawReaderName], m.Values[RawName])); h.Valid() {
+		out += "; the same with a reader goroutine handing each PUBACK to the publisher over a channel (the least a client " +
+			"that reads while its caller waits does) " + h.Format(fmtUS1) + " above it"
+		if c := Summarize(differences(m.Values[MQTTAS], m.Values[RawReaderName])); c.Valid() {
+			out += ", mqttas " + c.Format(fmtUS1) + " above that"
+		}
+	}
 	if p := Summarize(differences(m.Values[Paho], m.Values[RawName])); p.Valid() {
-		out += "; paho " + p.Format(fmtUS1) + " above it"
+		out += "; paho " + p.Format(fmtUS1) + " above the floor"
 	}
 	return out
 }
@@ -312,7 +319,11 @@ func (m *Metric) row(ref bool) []string {
 		case m.Values[ToolsName] != nil:
 			row = append(row, ToolsName+": "+m.cell(ToolsName), ratioCell(m.RatioTools))
 		case m.Values[RawName] != nil:
-			row = append(row, RawName+": "+m.cell(RawName), ratioCell(m.RatioRaw))
+			ref := RawName + ": " + m.cell(RawName)
+			if m.Values[RawReaderName] != nil {
+				ref += "; " + RawReaderName + ": " + m.cell(RawReaderName)
+			}
+			row = append(row, ref, ratioCell(m.RatioRaw))
 		}
 	}
 	return row

@@ -14,12 +14,21 @@ import (
 
 // The raw floor's connection speaks enough MQTT for its measurement: every qos 1 message is acknowledged,
 // and arrives once, at a subscriber on the same broker.
+// Both floors: the one-goroutine one and the one with a reader goroutine.
 func TestRawFloorDeliversEveryMessage(t *testing.T) {
 	m := brokertest.Start(t, brokertest.Config("persistence false"))
+	for _, reader := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one goroutine", true: "reader goroutine"}[reader], func(t *testing.T) {
+			testRawFloor(t, m.Addr, reader)
+		})
+	}
+}
+
+func testRawFloor(t *testing.T, addr string, reader bool) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	const n = 50
-	f, err := runRawQoS1Seq(ctx, m.Addr, n, 300, "rawtest", 0)
+	f, err := runRawQoS1Seq(ctx, addr, n, 300, "rawtest", 0, reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -280,16 +280,19 @@ func benchQoS1Seq(ctx context.Context, rep *BenchReport, cfg *BenchConfig, addr 
 	lost.noRatio = true
 	names := slices.Clone(libs)
 	if round%2 == 0 {
-		names = append([]string{RawName}, names...)
+		names = append([]string{RawName, RawReaderName}, names...)
 	} else {
-		names = append(names, RawName)
+		names = append(names, RawReaderName, RawName)
 	}
 	for _, lib := range names {
 		var res flowResult
 		var err error
-		if lib == RawName {
-			res, err = runRawQoS1Seq(ctx, addr, cfg.QoS1SeqMsgs, cfg.PayloadSize, tag("q1s", "raw", round), pid)
-		} else {
+		switch lib {
+		case RawName:
+			res, err = runRawQoS1Seq(ctx, addr, cfg.QoS1SeqMsgs, cfg.PayloadSize, tag("q1s", "raw", round), pid, false)
+		case RawReaderName:
+			res, err = runRawQoS1Seq(ctx, addr, cfg.QoS1SeqMsgs, cfg.PayloadSize, tag("q1s", "rawreader", round), pid, true)
+		default:
 			res, err = runQoS1Seq(ctx, lib, addr, cfg.QoS1SeqMsgs, cfg.PayloadSize, tag("q1s", lib, round), pid)
 		}
 		if err != nil {
