@@ -131,6 +131,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer, no
 		fs.PrintDefaults()
 	}
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long clients publish under faults (env SOAK_DURATION; with -trace: the trace's end + -tail)")
+	fs.Int64Var(&c.Messages, "messages", 0, "end the run once this many messages were published (the duration still bounds it; 0: no bound)")
 	fs.IntVar(&c.Clients, "clients", c.Clients, "clients through the faulty link, half of them Clean=false (env SOAK_CLIENTS)")
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "qos 1 messages per second per client (env SOAK_RATE)")
 	fs.Float64Var(&c.FeedRate, "feed-rate", c.Rate, "messages per second from the feeder, a client straight to the broker whose messages queue up for Clean=false clients during outages; 0: no feeder; unset: the same as -rate")

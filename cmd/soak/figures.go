@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/mqttas/mqttas-go/harness/report"
 )
@@ -15,6 +16,8 @@ import (
 // runFigures are the scale figures of one soak report, as `soak figures` writes them.
 type runFigures struct {
 	Report          string  `json:"report"`
+	Started         string  `json:"started"`
+	Seed            int64   `json:"seed"`
 	Verdict         string  `json:"verdict"`
 	Clients         any     `json:"clients"`
 	RatePerClient   any     `json:"rate_per_client"`
@@ -36,13 +39,18 @@ type runFigures struct {
 }
 
 // figures reads soak reports (their summary.json and the size of their history) and writes their scale
-// figures as JSON to -o (or stdout), one object per report, and a line each to the console.
+// figures as JSON to -o (or stdout), one object per report, and a line each to the console. With bounds
+// (-max-peak-rss, -max-history, -min-messages) it exits exitFail when a run is outside one of them.
 func figures(args []string, stdout io.Writer, con *console) int {
 	fs := flag.NewFlagSet("soak figures", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	out := fs.String("o", "", "write the JSON here instead of stdout")
-	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
-		con.Printf("soak: usage: soak figures [-o file.json] <report dir>...")
+	var b bounds
+	fs.Float64Var(&b.maxRSSMiB, "max-peak-rss", 0, "fail unless each run's peak RSS is below this many MiB (0: no bound)")
+	fs.Int64Var(&b.maxHistory, "max-history", 0, "fail unless each run's history file is below this many bytes (0: no bound)")
+	fs.IntVar(&b.minMessages, "min-messages", 0, "fail unless each run published at least this many messages")
+	if err := fs.Parse(args); err != nil || fs.NArg() == 0 || b.maxRSSMiB < 0 || b.maxHistory < 0 || b.minMessages < 0 {
+		con.Printf("soak: usage: soak figures [-o file.json] [-max-peak-rss MiB] [-max-history bytes] [-min-messages n] <report dir>...")
 		return exitUsage
 	}
 	var all []runFigures
@@ -56,21 +64,56 @@ func figures(args []string, stdout io.Writer, con *console) int {
 			f.Messages, f.PeakRSSBytes/(1<<20), f.HistoryBytes, f.BytesPerMessage)
 		all = append(all, f)
 	}
-	b, err := json.MarshalIndent(all, "", "  ")
+	code := exitPass
+	for _, f := range all {
+		for _, v := range b.violations(f) {
+			con.Printf("soak: figures: %s: %s", f.Report, v)
+			code = exitFail
+		}
+	}
+	js, err := json.MarshalIndent(all, "", "  ")
 	if err != nil {
 		con.Printf("soak: figures: %v", err)
 		return exitHarness
 	}
-	b = append(b, '\n')
+	js = append(js, '\n')
 	if *out == "" {
-		_, _ = stdout.Write(b)
-		return exitPass
+		_, _ = stdout.Write(js)
+		return code
 	}
-	if err := os.WriteFile(*out, b, 0o644); err != nil {
+	if err := os.WriteFile(*out, js, 0o644); err != nil {
 		con.Printf("soak: figures: %v", err)
 		return exitHarness
 	}
-	return exitPass
+	return code
+}
+
+// bounds are what a long soak must stay within (zero: unbounded); with any of them set, a run must also
+// have passed with nothing lost.
+type bounds struct {
+	maxRSSMiB   float64
+	maxHistory  int64
+	minMessages int
+}
+
+func (b bounds) violations(f runFigures) []string {
+	if b == (bounds{}) {
+		return nil
+	}
+	var v []string
+	if f.Verdict != "PASS" || f.Lost > 0 {
+		v = append(v, fmt.Sprintf("verdict %s with %d lost, want PASS with 0", f.Verdict, f.Lost))
+	}
+	if b.maxRSSMiB > 0 && f.PeakRSSBytes/(1<<20) >= b.maxRSSMiB {
+		v = append(v, fmt.Sprintf("peak RSS %.1f MiB, want below %g MiB", f.PeakRSSBytes/(1<<20), b.maxRSSMiB))
+	}
+	if b.maxHistory > 0 && f.HistoryBytes >= b.maxHistory {
+		v = append(v, fmt.Sprintf("history %d bytes, want below %d", f.HistoryBytes, b.maxHistory))
+	}
+	if f.Messages < b.minMessages {
+		v = append(v, fmt.Sprintf("%d messages published, want at least %d", f.Messages, b.minMessages))
+	}
+	return v
 }
 
 func reportFigures(dir string) (runFigures, error) {
@@ -82,7 +125,7 @@ func reportFigures(dir string) (runFigures, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return runFigures{}, fmt.Errorf("%s: %w", filepath.Join(dir, report.SummaryFile), err)
 	}
-	f := runFigures{Report: filepath.Base(dir), Verdict: s.Verdict, Clients: s.Config["clients"], RatePerClient: s.Config["rate_per_client"],
+	f := runFigures{Report: filepath.Base(dir), Started: s.Started.UTC().Format(time.RFC3339), Seed: s.Seed, Verdict: s.Verdict, Clients: s.Config["clients"], RatePerClient: s.Config["rate_per_client"],
 		FeedRate: s.Config["feed_rate"], Duration: s.Config["duration"], FaultsInjected: s.Config["faults_injected"],
 		Messages: s.Attempted, Acknowledged: s.Acknowledged, Deliveries: s.Deliveries, Lost: s.Lost, Unexpected: s.Unexpected,
 		Duplicates: s.Duplicates, WallRun: s.Config["wall_run"]}

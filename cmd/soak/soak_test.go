@@ -506,4 +506,22 @@ func TestFiguresCommand(t *testing.T) {
 	if code := run(t.Context(), []string{"figures", t.TempDir()}, envOf(nil), &stdout, &errOut); code != exitUsage {
 		t.Fatalf("no report: exit %d", code)
 	}
+	// Bounds: within them the run passes; each one it exceeds fails it, saying which.
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"-max-peak-rss", "256", "-max-history", "1000000000", "-min-messages", "40"}, exitPass, ""},
+		{[]string{"-max-peak-rss", "5"}, exitFail, "peak RSS 5.0 MiB, want below 5 MiB"},
+		{[]string{"-max-history", fmt.Sprint(fi.Size())}, exitFail, fmt.Sprintf("history %d bytes", fi.Size())},
+		{[]string{"-min-messages", "41"}, exitFail, "40 messages published, want at least 41"},
+		{[]string{"-min-messages", "-1"}, exitUsage, "usage"},
+	} {
+		errOut.Reset()
+		args := append(append([]string{"figures"}, c.args...), dir)
+		if code := run(t.Context(), args, envOf(nil), &stdout, &errOut); code != c.code || !strings.Contains(errOut.String(), c.says) {
+			t.Errorf("figures %v: exit %d, want %d saying %q\n%s", c.args, code, c.code, c.says, errOut.String())
+		}
+	}
 }

@@ -21,6 +21,9 @@ type Config struct {
 	// Duration is how long the clients publish under faults. With a Trace, 0 means the trace's last
 	// fault's end plus Tail, and a Duration shorter than the trace is refused.
 	Duration time.Duration
+	// Messages, if > 0, ends the run once that many messages were published, before Duration if the
+	// machine gets there first: a run of a given size whatever its speed. Duration still bounds it.
+	Messages int64
 	Clients  int     // clients through the faulty link, half of them with persistent sessions (1–1000)
 	Rate     float64 // qos 1 messages per second per client
 	// FeedRate is the feeder's rate: a client straight to the broker whose messages queue up for the
@@ -91,6 +94,7 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.Duration > 0 || (c.Duration == 0 && c.Trace != ""), "duration %v: must be > 0", c.Duration)
+	check(c.Messages >= 0, "messages %d: must be ≥ 0 (0: no bound)", c.Messages)
 	check(c.Clients >= 1 && c.Clients <= 1000, "clients %d: must be 1–1000", c.Clients)
 	check(c.Rate > 0 && c.Rate <= 1000, "rate %v: must be > 0 and ≤ 1000 messages/s per client", c.Rate)
 	check(c.FeedRate >= 0 && c.FeedRate <= 1000, "feed-rate %v: must be 0–1000 messages/s", c.FeedRate)

@@ -53,7 +53,10 @@ const (
 	setupTimeout   = 3 * time.Minute // broker, link, observer, every client connected and subscribed
 	connectTimeout = 30 * time.Second
 	closeTimeout   = 2 * time.Minute
-	resubTimeout   = 10 * time.Second
+	// messagesCheck is how often a run with a message bound (Config.Messages) looks at its count: it
+	// ends at most this late, a few thousand messages past the bound at the rates a machine sustains.
+	messagesCheck = 100 * time.Millisecond
+	resubTimeout  = 10 * time.Second
 )
 
 // ErrInput is wrapped by the errors of Plan, RecordFrom and Check that come from their input (a trace,
@@ -134,13 +137,15 @@ func traceName(path string) string {
 
 // Result is what a run found. A Result with HarnessErrors cannot be trusted.
 type Result struct {
-	Ledger         ledger.Result
-	Summary        *report.Summary // as written; nil if the report could not be written
-	Interrupted    bool            // ctx ended before the duration
-	HarnessErrors  []string        // a fault that would not inject or heal, a client that failed (see Run), the report, ...
-	NotReconnected []string        // clients not back within HealTimeout after the heal
-	Drained        bool            // deliveries stopped within DrainTimeout
-	Recorded       int             // outages written to Config.Record
+	Ledger      ledger.Result
+	Summary     *report.Summary // as written; nil if the report could not be written
+	Interrupted bool            // ctx ended before the duration
+	// ReachedMessages: the run ended at Config.Messages published, before its duration.
+	ReachedMessages bool
+	HarnessErrors   []string // a fault that would not inject or heal, a client that failed (see Run), the report, ...
+	NotReconnected  []string // clients not back within HealTimeout after the heal
+	Drained         bool     // deliveries stopped within DrainTimeout
+	Recorded        int      // outages written to Config.Record
 	// CloseErr is the failure to clean up (clients, observer, link, broker) after the report was written.
 	CloseErr error
 
@@ -307,6 +312,12 @@ func (s *run) soakPhase(ctx context.Context, res *Result) (err error) {
 
 	timer := time.NewTimer(cfg.Duration)
 	defer timer.Stop()
+	var enough <-chan time.Time // ticks while a message bound is to be checked
+	if cfg.Messages > 0 {
+		t := time.NewTicker(messagesCheck)
+		defer t.Stop()
+		enough = t.C
+	}
 	var playErr error
 	wait := played // nil once the schedule is over: then soak on until the duration
 loop:
@@ -314,6 +325,11 @@ loop:
 		select {
 		case <-timer.C:
 			break loop
+		case <-enough:
+			if s.traffic.Published() >= cfg.Messages {
+				res.ReachedMessages = true
+				break loop
+			}
 		case <-ctx.Done():
 			res.Interrupted = true
 			break loop
@@ -381,6 +397,7 @@ func (s *run) reportPhase(ctx context.Context, res *Result) {
 		"wall_heal_reconnect": res.HealWall.Round(time.Millisecond).String(), "wall_drain": res.DrainWall.Round(time.Millisecond).String(),
 		"drained": res.Drained, "not_reconnected": res.NotReconnected, "harness_errors": res.HarnessErrors,
 		"interrupted": res.Interrupted, "faults_injected": s.player.Injected(),
+		"messages_bound": cfg.Messages, "reached_messages": res.ReachedMessages,
 	} {
 		run.Config[k] = v
 	}

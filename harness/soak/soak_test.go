@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,4 +223,31 @@ func shortDriverSoak(t *testing.T, client string) {
 	}
 	t.Logf("%s (%s %s) under seed 18: %s", client, lib, sum.Versions[lib], res.Ledger.Summary())
 	sameVerdict(t, dir, res.Ledger)
+}
+
+// A message bound ends the run once that many were published, well before its duration, and the
+// summary says so.
+func TestSoakEndsAtItsMessageBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "report")
+	cfg := shortConfig(dir, 2)
+	cfg.Duration, cfg.Seed, cfg.Messages = 2*time.Minute, 18, 150 // 30 msg/s: about 5 s
+	res, sum := runSoak(t, cfg)
+	if res.Verdict() != "PASS" || !res.ReachedMessages || res.Interrupted {
+		t.Fatalf("verdict %s, reached %t, interrupted %t: %s", res.Verdict(), res.ReachedMessages, res.Interrupted, res.Ledger.Summary())
+	}
+	if res.RunWall >= time.Minute || sum.Attempted < 150 {
+		t.Fatalf("ran %v for %d messages; the bound was 150 within 2m", res.RunWall, sum.Attempted)
+	}
+	if sum.Config["messages_bound"] != float64(150) || sum.Config["reached_messages"] != true {
+		t.Fatalf("config %v", sum.Config)
+	}
+	bad := shortConfig(dir, 2)
+	bad.Messages = -1
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "messages -1") {
+		t.Fatalf("a negative bound: %v", err)
+	}
 }
