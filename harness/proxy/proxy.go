@@ -446,23 +446,12 @@ func (r *run) finish(res *Result) {
 	if err != nil {
 		res.Errors = append(res.Errors, "writing the report: "+err.Error())
 	}
-	if err := writeTimeline(filepath.Join(cfg.Out, TimelineFile), r.tl); err != nil {
+	if err := r.tl.WriteFile(filepath.Join(cfg.Out, TimelineFile)); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	if err := r.wire.close(); err != nil {
 		res.Errors = append(res.Errors, "wire log: "+err.Error())
 	}
-}
-
-func writeTimeline(path string, tl *timeline.Timeline) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := errors.Join(tl.WriteJSONL(f), f.Close()); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
 }
 
 // close stops everything Run started, each step bounded.

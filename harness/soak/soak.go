@@ -407,7 +407,7 @@ func (s *run) reportPhase(ctx context.Context, res *Result) {
 	} else {
 		res.Summary = &summary
 	}
-	if err := writeTimeline(filepath.Join(cfg.Out, TimelineFile), r.Timeline); err != nil {
+	if err := r.Timeline.WriteFile(filepath.Join(cfg.Out, TimelineFile)); err != nil {
 		res.HarnessErrors = append(res.HarnessErrors, err.Error())
 	}
 	if cfg.Record != "" {
@@ -418,17 +418,6 @@ func (s *run) reportPhase(ctx context.Context, res *Result) {
 		res.Recorded = n
 	}
 	res.Wall = time.Since(s.start)
-}
-
-func writeTimeline(path string, tl *timeline.Timeline) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := errors.Join(tl.WriteJSONL(f), f.Close()); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
 }
 
 // names returns the run's client id prefix and topic base: "soak-<tag>-" and "soak/<tag>/", the tag

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -180,6 +181,18 @@ func (t *Timeline) WriteJSONL(w io.Writer) error {
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("timeline: write: %w", err)
+	}
+	return nil
+}
+
+// WriteFile writes every entry to the file at path (created or truncated) as WriteJSONL does.
+func (t *Timeline) WriteFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(t.WriteJSONL(f), f.Close()); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package timeline
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -118,6 +120,28 @@ func TestJSONLRoundTrip(t *testing.T) {
 	}
 	if _, err := ReadJSONL(strings.NewReader(b.String() + "{bad")); err == nil {
 		t.Fatal("ReadJSONL accepted a broken line")
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	tl := sample(t)
+	var want strings.Builder
+	if err := tl.WriteJSONL(&want); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "timeline.jsonl")
+	if err := os.WriteFile(path, []byte("older, longer content that must not survive\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != want.String() {
+		t.Fatalf("WriteFile wrote %q, %v; want %q", got, err, want.String())
+	}
+	missing := filepath.Join(t.TempDir(), "no-such-dir", "timeline.jsonl")
+	if err := tl.WriteFile(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("WriteFile into a missing directory: %v, want an error wrapping os.ErrNotExist", err)
 	}
 }
 
