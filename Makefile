@@ -130,9 +130,11 @@ fleet: deps
 	  REPORTS=$(REPORTS) GO=$(GO) scripts/fleet.sh
 
 # The 10-million-message soak of the streaming ledger (scripts/long-soak.sh; about half an hour): its figures, checked
-# against the bounds (peak RSS < 256 MiB, history < 1 GB, 0 lost), go to bench/results/soak-long.json.
+# against the bounds (peak RSS < 256 MiB, history < 1 GB, 0 lost), go to bench/results/soak-long.json, then the
+# README's paragraph and docs/scale.md's table (go run ./cmd/bench readme).
 long-soak: deps
 	REPORTS=$(REPORTS) GO=$(GO) scripts/long-soak.sh
+	$(GO) run ./cmd/bench readme
 
 # Replay a dropout trace: make replay TRACE=traces/ap-reboot.yaml (the trace sets the run's length).
 replay: deps c-driver durable-driver

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mqttas/mqttas-go/harness/report"
 )
 
 // The committed results: cmd/bench writes its reports to ResultsDir (relative to the repository's root),
@@ -268,15 +270,37 @@ func ReadmeCompare(r *CompareReport) string {
 
 // ReadmeSections renders every generated section of the README from the reports, by name. A nil report
 // (its results not produced yet) renders as an empty section: the bare markers.
-func ReadmeSections(br *BenchReport, cr *CompareReport) map[string]string {
-	out := map[string]string{"bench": "", "compare": ""}
+func ReadmeSections(br *BenchReport, cr *CompareReport, long []report.Figures) map[string]string {
+	out := map[string]string{"bench": "", "compare": "", longSoakSection: ""}
 	if br != nil {
 		out["bench"] = ReadmeBench(br)
 	}
 	if cr != nil {
 		out["compare"] = ReadmeCompare(cr)
 	}
+	if len(long) > 0 {
+		out[longSoakSection] = ReadmeLongSoak(long)
+	}
 	return out
+}
+
+// ScaleSections renders the generated sections of ScaleDoc: the long soak's table, empty (the bare
+// markers) before its figures are committed.
+func ScaleSections(long []report.Figures) map[string]string {
+	out := map[string]string{longSoakTable: ""}
+	if len(long) > 0 {
+		out[longSoakTable] = ScaleLongSoak(long)
+	}
+	return out
+}
+
+// LoadLongSoak reads the long soak's figures in dir; none (nil) when they are not committed yet.
+func LoadLongSoak(dir string) ([]report.Figures, error) {
+	long, err := report.ReadFigures(filepath.Join(dir, SoakLongFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return long, err
 }
 
 var (
@@ -401,6 +425,10 @@ func Render(readme, dir string) ([]Rendered, error) {
 	if br == nil && cr == nil {
 		return nil, fmt.Errorf("no results to render: neither %s nor %s exists (%w)", bfile, cfile, os.ErrNotExist)
 	}
+	long, err := LoadLongSoak(dir)
+	if err != nil {
+		return nil, err
+	}
 	var pages []struct{ name, md string }
 	if br != nil {
 		pages = append(pages, struct{ name, md string }{"bench.md", br.Markdown()})
@@ -421,11 +449,24 @@ func Render(readme, dir string) ([]Rendered, error) {
 	if err != nil {
 		return nil, err
 	}
-	want, err := Splice(string(cur), ReadmeSections(br, cr))
+	want, err := Splice(string(cur), ReadmeSections(br, cr, long))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", readme, err)
 	}
-	return append(out, Rendered{File: readme, Current: string(cur), Want: want}), nil
+	out = append(out, Rendered{File: readme, Current: string(cur), Want: want})
+	// The scale document is rendered where it exists beside the README (a README alone is enough).
+	scale := filepath.Join(filepath.Dir(readme), ScaleDoc)
+	cur, err = os.ReadFile(scale)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if want, err = Splice(string(cur), ScaleSections(long)); err != nil {
+		return nil, fmt.Errorf("%s: %w", scale, err)
+	}
+	return append(out, Rendered{File: scale, Current: string(cur), Want: want}), nil
 }
 
 // Update rewrites what the results in dir determine (see Render) and returns the files it changed.

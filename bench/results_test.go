@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqttas/mqttas-go/harness/report"
 )
 
 func testMachine() Machine {
@@ -280,7 +282,8 @@ func TestUpdate(t *testing.T) {
 	writeJSON(t, dir, BenchFile, br)
 	writeJSON(t, dir, CompareFile, cr)
 	readme := filepath.Join(dir, "README.md")
-	doc := "# R\n" + BeginMarker("bench") + "\n" + EndMarker + "\n\n" + BeginMarker("compare") + "\n" + EndMarker + "\n"
+	doc := "# R\n" + BeginMarker("bench") + "\n" + EndMarker + "\n\n" + BeginMarker("compare") + "\n" + EndMarker + "\n" +
+		BeginMarker(longSoakSection) + "\n" + EndMarker + "\n"
 	if err := os.WriteFile(readme, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +370,8 @@ func TestCompareRecoveryGoals(t *testing.T) {
 // With only one of the results files, readme renders the sections it has results for and leaves the other
 // as its bare markers (and its page alone); with neither it fails, naming both files.
 func TestUpdateWithOneResultsFile(t *testing.T) {
-	doc := "# R\n" + BeginMarker("bench") + "\n" + EndMarker + "\n\ntext\n" + BeginMarker("compare") + "\n" + EndMarker + "\n"
+	doc := "# R\n" + BeginMarker("bench") + "\n" + EndMarker + "\n\ntext\n" + BeginMarker("compare") + "\n" + EndMarker + "\n" +
+		BeginMarker(longSoakSection) + "\n" + EndMarker + "\n"
 	for _, c := range []struct {
 		have, missing, haveSection, missingSection string
 		v                                          any
@@ -446,13 +450,27 @@ func TestRepositoryReadmeMatchesResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := Splice(string(doc), ReadmeSections(br, cr))
+	long, err := LoadLongSoak(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Splice(string(doc), ReadmeSections(br, cr, long))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(doc) != want {
 		t.Errorf("README.md's generated sections are not what the committed results render, at %s (run %s)",
 			FirstDifference(string(doc), want), ReadmeCommand)
+	}
+	scale, err := os.ReadFile(filepath.Join(root, ScaleDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err := Splice(string(scale), ScaleSections(long)); err != nil {
+		t.Fatalf("%s: %v", ScaleDoc, err)
+	} else if string(scale) != want {
+		t.Errorf("%s's generated sections are not what the committed results render, at %s (run %s)",
+			ScaleDoc, FirstDifference(string(scale), want), ReadmeCommand)
 	}
 	for name, r := range map[string]bool{"bench": br == nil, "compare": cr == nil} {
 		if empty := BeginMarker(name) + "\n" + EndMarker + "\n"; r && !strings.Contains(string(doc), empty) {
@@ -479,6 +497,72 @@ func checkPage(t *testing.T, dir, name string, loadErr error, render func() stri
 	default:
 		if want := render(); string(have) != want {
 			t.Errorf("%s is not what %s renders, at %s (run %s)", page, name, FirstDifference(string(have), want), ReadmeCommand)
+		}
+	}
+}
+
+// The long soak's figures render the README's paragraph and docs/scale.md's table; a damaged figures file
+// is an error that names it and changes neither document.
+func TestUpdateRendersTheLongSoak(t *testing.T) {
+	dir := t.TempDir()
+	writeJSON(t, dir, BenchFile, testBenchReport())
+	readme := filepath.Join(dir, "README.md")
+	doc := "# R\n" + BeginMarker("bench") + "\n" + EndMarker + "\n" + BeginMarker("compare") + "\n" + EndMarker + "\n" +
+		BeginMarker(longSoakSection) + "\n" + EndMarker + "\n"
+	scale := filepath.Join(dir, ScaleDoc)
+	scaleDoc := "# Scale\n" + BeginMarker(longSoakTable) + "\n" + EndMarker + "\ntail\n"
+	if err := os.MkdirAll(filepath.Dir(scale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for file, body := range map[string]string{readme: doc, scale: scaleDoc} {
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Without figures both sections stay their bare markers.
+	if _, err := Update(readme, dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(scale); string(b) != scaleDoc {
+		t.Errorf("docs/scale.md changed without figures:\n%s", b)
+	}
+	writeJSON(t, dir, SoakLongFile, []report.Figures{{Report: "long-1", Started: "2026-12-06T19:15:25Z", Seed: 10,
+		Verdict: "PASS", Clients: 200, RatePerClient: 50, FeedRate: 50, Duration: "1h30m0s", FaultsInjected: 256,
+		Messages: 10_000_219, Acknowledged: 10_000_219, Deliveries: 36_650_453, Duplicates: 35_291,
+		PeakRSSBytes: 232_128_512, PeakHeapBytes: 156_874_192, HistoryFile: "history.jsonl.gz",
+		HistoryBytes: 857_637_025, BytesPerMessage: 85.76, WallRun: "32m55.51s"}})
+	changed, err := Update(readme, dir)
+	if err != nil || strings.Join(changed, " ") != readme+" "+scale {
+		t.Fatalf("Update = %q, %v; want the README and %s", changed, err, scale)
+	}
+	b, _ := os.ReadFile(readme)
+	for _, want := range []string{"10,000,219 messages published", "36,650,453 times", "0 lost", "peak RSS 221.4 MiB", "history 858 MB"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the README's long-soak paragraph lacks %q:\n%s", want, b)
+		}
+	}
+	b, _ = os.ReadFile(scale)
+	for _, want := range []string{"| messages published / acknowledged | 10,000,219 / 10,000,219 |", "| peak RSS (VmHWM) / peak heap | 221.4 MiB / 149.6 MiB |", "\ntail\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("docs/scale.md lacks %q:\n%s", want, b)
+		}
+	}
+	rendered := string(b)
+	if err := os.WriteFile(filepath.Join(dir, SoakLongFile), []byte(`[{"report": "long-1", "messages": `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Update(readme, dir); !errors.Is(err, report.ErrFigures) || !strings.Contains(err.Error(), SoakLongFile) {
+		t.Errorf("Update with damaged figures: %v, want report.ErrFigures naming %s", err, SoakLongFile)
+	}
+	if b, _ := os.ReadFile(scale); string(b) != rendered {
+		t.Error("Update with damaged figures changed docs/scale.md")
+	}
+}
+
+func TestGrouped(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 7: "7", 999: "999", 1000: "1,000", 35291: "35,291", 10000219: "10,000,219", -1234567: "-1,234,567"} {
+		if got := grouped(n); got != want {
+			t.Errorf("grouped(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

@@ -7,7 +7,9 @@
 //	                        delivery ledger → compare.json, compare.md
 //	bench [flags] readme    renders bench.json and compare.json in -out again: bench.md and compare.md, and
 //	                        the README's generated sections (between <!-- results:begin NAME … --> and
-//	                        <!-- results:end -->); a results file not produced yet leaves its section empty
+//	                        <!-- results:end -->), with soak-long.json (make long-soak) the README's
+//	                        paragraph and docs/scale.md's table; a results file not produced yet leaves its
+//	                        sections empty
 //
 // bench and compare run the clients interleaved over several rounds (-rounds) against a private
 // mosquitto process; each report records the machine, the date, the commit and the command line.

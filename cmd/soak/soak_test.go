@@ -495,7 +495,7 @@ func TestFiguresCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []runFigures
+	var got []report.Figures
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
