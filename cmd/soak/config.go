@@ -92,6 +92,7 @@ type config struct {
 	seedSet     bool
 	recordFrom  string
 	verbose     bool
+	heapEvery   time.Duration // write a heap profile into the report this often (0: none)
 }
 
 // parseConfig reads the environment (through getenv), then the flags, which win.
@@ -160,6 +161,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer, no
 	fs.StringVar(&c.RunID, "run-id", "", "the run's name in every client id and topic (letters, digits, - and _; the same for every shard of a run; default: drawn from the time)")
 	fs.StringVar(&c.BrokerAddr, "broker", "", "host:port of an external broker to soak through the faulty link instead of starting one (shards share it; faults on the broker itself are left out)")
 	fs.BoolVar(&c.verbose, "v", false, "log the harness's progress (fault injections, heals)")
+	fs.DurationVar(&c.heapEvery, "heap-profile-every", 0, "write the soak's heap profile into the report directory this often and at the end (heap-<minutes>m<seconds>s.pprof; compare with go tool pprof -base); 0: none")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -193,6 +195,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer, no
 }
 
 func (c config) validate() error {
+	if c.heapEvery < 0 || c.heapEvery > 0 && c.heapEvery < time.Second {
+		return fmt.Errorf("-heap-profile-every %v: want 0 (none) or at least 1s", c.heapEvery)
+	}
 	if c.recordFrom != "" {
 		if c.Record == "" {
 			return errors.New("-record-from needs -record (the trace to write)")

@@ -92,7 +92,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			con.Done()
 		}
 	}
+	var stopProfiles func() error
+	if cfg.heapEvery > 0 {
+		stopProfiles = heapProfiles(sc.Out, cfg.heapEvery, time.Now())
+	}
 	res, err := soak.Run(ctx, sc, sched)
+	if stopProfiles != nil {
+		if perr := stopProfiles(); perr != nil {
+			con.Printf("soak: heap profile: %v", perr)
+		} else {
+			con.Printf("soak: heap profiles in %s (go tool pprof -base <first> <last>)", sc.Out)
+		}
+	}
 	if err != nil {
 		con.Printf("soak: %v", err)
 		if ctx.Err() != nil {

@@ -79,6 +79,7 @@ func TestConfigErrors(t *testing.T) {
 		{args: []string{"-rate", "-1"}, want: "rate -1"},
 		{args: []string{"-keepalive", "1500ms"}, want: "keepalive 1.5s"},
 		{args: []string{"-record-from", "t.jsonl"}, want: "-record-from needs -record"},
+		{args: []string{"-heap-profile-every", "500ms"}, want: "-heap-profile-every 500ms: want 0 (none) or at least 1s"},
 		{args: []string{"extra"}, want: "unexpected arguments"},
 	}
 	for _, c := range cases {
@@ -214,10 +215,14 @@ func TestReplayShippedTrace(t *testing.T) {
 	dir := filepath.Join(tmp, "report")
 	rec := filepath.Join(tmp, "seen.yaml")
 	args := []string{"-trace", "../../traces/flapping-link.yaml", "-clients", "3", "-rate", "10", "-tail", "2s",
-		"-record", rec, "-out", dir, "-drain-quiet", "2s", "-heal-timeout", "30s", "-drain-timeout", "20s"}
+		"-record", rec, "-out", dir, "-drain-quiet", "2s", "-heal-timeout", "30s", "-drain-timeout", "20s",
+		"-heap-profile-every", "5s"}
 	sum := soakOK(t, args, dir)
 	if len(sum.Faults) != 6 { // 4 resets, 2 downs
 		t.Fatalf("faults injected: %v", sum.Faults)
+	}
+	if profiles, _ := filepath.Glob(filepath.Join(dir, "heap-*.pprof")); len(profiles) < 2 {
+		t.Fatalf("heap profiles %v, want one every 5s of the run and one at its end", profiles)
 	}
 	s, err := schedule.Load(rec)
 	if err != nil {
