@@ -170,15 +170,22 @@ bench-go: deps
 image: deps
 	containers/mosquitto/build.sh
 
-# The harness image of a fleet run (deploy/, docs/scale.md): the soak command, static, on the broker image.
+# The harness image of a fleet run (deploy/, docs/scale.md): the soak command and the durable driver, static, on the
+# broker image; then a crash soak in it (about a minute) shows that the client faults run there.
 # Push both where the cluster pulls from and set them with kustomize's images (deploy/README.md).
 HARNESS_IMAGE ?= mqttas/soak:local
 image-harness: image
-	@mkdir -p build/soak-image
+	@rm -rf build/soak-image && mkdir -p build/soak-image/root/opt/mqttas/drivers build/soak-image/root/tmp
+	chmod 1777 build/soak-image/root/tmp
 	CGO_ENABLED=0 $(GO) build -trimpath -o build/soak-image/soak ./cmd/soak
+	CGO_ENABLED=0 $(GO) build -trimpath -o build/soak-image/root/opt/mqttas/$(DURABLE_DRIVER) ./drivers/durable
+	cp go.mod build/soak-image/root/opt/mqttas/go.mod
 	cp containers/soak/Dockerfile build/soak-image/Dockerfile
 	@# Classic builder: BuildKit would want to fetch its frontend image.
 	DOCKER_BUILDKIT=0 docker build --quiet --tag $(HARNESS_IMAGE) build/soak-image
+	@# The image's own check: the crash trace (kills and power cuts) through the durable driver it carries.
+	docker run --rm -v $(CURDIR)/traces:/traces:ro -e MQTTAS_BROKER=process $(HARNESS_IMAGE) -trace /traces/client-crash.yaml \
+	  -client mqttas-durable -clients 4 -rate 10 -tail 2s -drain-quiet 2s -out /tmp/image-check
 
 # What docs/scale.md plans a fleet with: per-client memory and CPU, broker CPU per message and the merge's
 # cost, measured here into bench/results/scale.json (scripts/scale.sh says how).

@@ -83,8 +83,8 @@ func Placement(f faults.Fault) Placed {
 		return Placed{Where: InPod, Why: "it picks MQTT packets by type, which Chaos Mesh cannot see: the soak's link makes it"}
 	case faults.FamilyClient:
 		return Placed{Where: InPod, Why: "it kills the clients' own processes, which only the soak in the shard pod runs, so that soak " +
-			"makes it; it needs a crash-capable client (-client mqttas-durable), whose driver (drivers/durable) the harness image " +
-			"does not carry yet"}
+			"makes it; it needs a crash-capable client (-client mqttas-durable or paho-durable), whose driver (drivers/durable) " +
+			"the harness image carries"}
 	}
 	return Placed{Where: NotRendered, Why: "it acts on the broker's process, which every shard shares (the Mosquitto " +
 		"Deployment or an external cluster), so no shard may; a Chaos Mesh PodChaos on the broker would (not rendered)"}
