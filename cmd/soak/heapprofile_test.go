@@ -15,7 +15,12 @@ func TestHeapProfiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "report")
 	start := time.Now().Add(-90 * time.Second)
 	stop := heapProfiles(dir, 100*time.Millisecond, start)
-	time.Sleep(350 * time.Millisecond)
+	// The first interval's profile, then the stop's: at least two.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if names, _ := filepath.Glob(filepath.Join(dir, "heap-*.pprof")); len(names) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
